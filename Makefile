@@ -1,0 +1,60 @@
+# libgptneox.so: the native engine. Built with the system g++ only; no third-party native code.
+# SIMD kernels live in files named *-avx2.cpp / *-avx512.cpp, compiled with that ISA's flags and called
+# only after run-time CPU detection says the CPU has it (no -march=native: the same .so runs on any x86-64).
+
+CXX      ?= g++
+OPT      ?= -O2
+CXXFLAGS ?=
+CXXFLAGS += $(OPT) -g -std=c++17 -fPIC -fvisibility=hidden -fno-math-errno -pthread \
+            -Wall -Wextra -Wshadow -Iinclude -Isrc
+LDFLAGS  += -pthread
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+
+BUILD    ?= build/release
+SRCS     := $(shell find src -name '*.cpp' ! -name '*_test.cpp' | sort)
+OBJS     := $(SRCS:%.cpp=$(BUILD)/%.o)
+HDRS     := $(shell find src include -name '*.h')
+CTESTS   := $(shell find src tests/c -name '*_test.cpp' 2>/dev/null | sort)
+
+.PHONY: all lib asan ctest clean format-check
+all: libgptneox.so
+
+lib: libgptneox.so
+
+libgptneox.so: $(OBJS)
+	$(CXX) -shared -o $@ $^ $(LDFLAGS)
+
+$(BUILD)/%-avx2.o: %-avx2.cpp $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(AVX2_FLAGS) -c $< -o $@
+
+$(BUILD)/%-avx512.o: %-avx512.cpp $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+# Sanitizer build: build/asan/libgptneox.so; run the tests against it with `make asan-test`.
+asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
+	        LDFLAGS="-pthread -fsanitize=address,undefined" build/asan/libgptneox.so
+
+build/asan/libgptneox.so: $(OBJS)
+	$(CXX) -shared -o $@ $^ $(LDFLAGS)
+
+# C++ unit tests (kernels against their scalar references, GGUF reader on corrupt input, ...): each
+# *_test.cpp is linked with the engine's objects into its own binary and run.
+CTEST_BINS := $(CTESTS:%.cpp=$(BUILD)/%)
+$(BUILD)/%_test: %_test.cpp $(OBJS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -o $@ $< $(OBJS) $(LDFLAGS)
+
+ctest: $(CTEST_BINS)
+	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
+
+clean:
+	rm -rf build libgptneox.so

@@ -1,0 +1,406 @@
+/*
+ * gptneox.h: the public C API of libgptneox, a CPU inference engine for GPT-NeoX-family models
+ * stored as GGUF files (llama.cpp's `gptneox` architecture).
+ *
+ * Shape: each llama_X that llama-cpp-python calls has a gptneox_X here with the same meaning, so that
+ * neox_cpp/llama_compat.py can present llama-cpp-python's low-level namespace on top of this library.
+ * Where a llama.h name would clash with the pre-GGUF redpajama.cpp API (which keeps its own names for a
+ * later compatibility layer), the name differs and says so: gptneox_ctx_params, gptneox_vocab_tokenize.
+ *
+ * Conventions
+ * - Handles are opaque. Who frees what, and until when a returned pointer is valid, is written on
+ *   each declaration.
+ * - Failure: functions returning a pointer return NULL; functions returning a status return a
+ *   negative enum gptneox_status. Either way gptneox_last_error() then describes the failure (the
+ *   message is per thread). Nothing in this library calls exit() or abort() on bad input.
+ * - Variable-length output follows llama.h: return the number of elements written, or minus the
+ *   number that would have been written when the buffer is too small (nothing is written then).
+ * - Thread safety: a model may be shared by many contexts on many threads; a context is used by one
+ *   thread at a time.
+ */
+#ifndef GPTNEOX_H
+#define GPTNEOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define GPTNEOX_API __declspec(dllexport)
+#else
+#define GPTNEOX_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GPTNEOX_DEFAULT_SEED 0xFFFFFFFFu
+#define GPTNEOX_TOKEN_NULL (-1)
+/* Version of the blob written by gptneox_state_get_data. */
+#define GPTNEOX_STATE_VERSION 1
+
+typedef int32_t gptneox_token;
+typedef int32_t gptneox_pos;
+typedef int32_t gptneox_seq_id;
+
+struct gptneox_model;   /* weights + vocabulary + metadata of one GGUF file; read-only once loaded */
+struct gptneox_vocab;   /* the tokenizer; owned by its model */
+struct gptneox_context; /* KV cache, scratch buffers, thread pool, last outputs; uses one model */
+struct gptneox_memory;  /* the context's KV cache, as an object for the gptneox_memory_* calls */
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status codes and errors                                                                        */
+
+enum gptneox_status {
+    GPTNEOX_STATUS_OK = 0,
+    GPTNEOX_STATUS_INVALID_ARGUMENT = -1, /* a parameter is out of range or NULL */
+    GPTNEOX_STATUS_IO = -2,               /* the file could not be opened, read, mapped or written */
+    GPTNEOX_STATUS_FORMAT = -3,           /* the file is corrupt, truncated or not GGUF */
+    GPTNEOX_STATUS_UNSUPPORTED = -4,      /* a valid file using something this build does not do */
+    GPTNEOX_STATUS_NO_MEMORY = -5,        /* an allocation failed */
+    GPTNEOX_STATUS_ABORTED = -6,          /* the abort callback asked to stop */
+    GPTNEOX_STATUS_INTERNAL = -7,         /* a bug: please report it with the message */
+};
+
+/* The message of the last failure on the calling thread ("" if none). Valid until the next call into
+ * this library from the same thread. */
+GPTNEOX_API const char *gptneox_last_error(void);
+/* The status of the last failure on the calling thread (GPTNEOX_STATUS_OK if none). */
+GPTNEOX_API int32_t gptneox_last_status(void);
+/* Forget the last failure of the calling thread. */
+GPTNEOX_API void gptneox_clear_error(void);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Logging, system                                                                                */
+
+enum gptneox_log_level {
+    GPTNEOX_LOG_LEVEL_NONE = 0,
+    GPTNEOX_LOG_LEVEL_INFO = 1,
+    GPTNEOX_LOG_LEVEL_WARN = 2,
+    GPTNEOX_LOG_LEVEL_ERROR = 3,
+    GPTNEOX_LOG_LEVEL_DEBUG = 4,
+    GPTNEOX_LOG_LEVEL_CONT = 5,
+};
+/* `text` is valid only during the call. */
+typedef void (*gptneox_log_callback)(enum gptneox_log_level level, const char *text, void *user_data);
+/* Process-wide (the one piece of global state, as in llama.h): route log lines to `callback`
+ * (NULL restores the default, which writes to stderr). `user_data` is passed back untouched. */
+GPTNEOX_API void gptneox_log_set(gptneox_log_callback callback, void *user_data);
+
+/* A static string naming the CPU features found and the kernel path chosen by default. */
+GPTNEOX_API const char *gptneox_print_system_info(void);
+GPTNEOX_API bool gptneox_supports_mmap(void);
+GPTNEOX_API bool gptneox_supports_mlock(void);
+GPTNEOX_API int64_t gptneox_time_us(void);
+
+/* Which SIMD kernels a context uses. AUTO picks the best path this CPU supports; asking for a path
+ * the CPU lacks makes gptneox_init_from_model fail with GPTNEOX_STATUS_UNSUPPORTED. */
+enum gptneox_kernel_path {
+    GPTNEOX_KERNELS_AUTO = 0,
+    GPTNEOX_KERNELS_SCALAR = 1, /* portable reference code, always available */
+    GPTNEOX_KERNELS_AVX2 = 2,   /* AVX2 + FMA + F16C */
+    GPTNEOX_KERNELS_AVX512 = 3, /* AVX-512 F/BW/VL (+VNNI where present) */
+};
+/* Whether this CPU (and this build) can run `path`. */
+GPTNEOX_API bool gptneox_kernel_path_supported(enum gptneox_kernel_path path);
+/* A static name for `path` ("scalar", "avx2", ...); "unknown" if out of range. */
+GPTNEOX_API const char *gptneox_kernel_path_name(enum gptneox_kernel_path path);
+
+/* sizeof() of the public structs, so that bindings (ctypes) can check their mirrors. Returns 0 for an
+ * unknown id. */
+enum gptneox_struct_id {
+    GPTNEOX_STRUCT_MODEL_PARAMS = 0,
+    GPTNEOX_STRUCT_CTX_PARAMS = 1,
+    GPTNEOX_STRUCT_BATCH = 2,
+    GPTNEOX_STRUCT_PERF_DATA = 3,
+};
+GPTNEOX_API size_t gptneox_struct_size(enum gptneox_struct_id id);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Model                                                                                          */
+
+/* ggml tensor type ids (GGUF). This build computes with F32, F16, BF16, Q8_0 and Q4_0 weights. */
+enum gptneox_type {
+    GPTNEOX_TYPE_F32 = 0,
+    GPTNEOX_TYPE_F16 = 1,
+    GPTNEOX_TYPE_Q4_0 = 2,
+    GPTNEOX_TYPE_Q8_0 = 8,
+    GPTNEOX_TYPE_BF16 = 30,
+};
+
+/* Return false to cancel loading (the load then fails with GPTNEOX_STATUS_ABORTED). */
+typedef bool (*gptneox_progress_callback)(float progress, void *user_data);
+
+struct gptneox_model_params {
+    gptneox_progress_callback progress_callback; /* may be NULL */
+    void *progress_callback_user_data;
+    bool vocab_only;    /* load metadata and vocabulary only; no tensors are read */
+    bool use_mmap;      /* map the file read-only (default); false reads it into memory */
+    bool use_mlock;     /* lock the weights in RAM (best effort; a failure is logged) */
+    bool check_tensors; /* scan tensor data for NaN/Inf and invalid block scales at load */
+};
+GPTNEOX_API struct gptneox_model_params gptneox_model_default_params(void);
+
+/* Load a GGUF file of architecture `gptneox`. Returns NULL on failure (see gptneox_last_error: it names
+ * the file and what is wrong). The caller owns the model: free it with gptneox_model_free after every
+ * context made from it has been freed. */
+GPTNEOX_API struct gptneox_model *gptneox_model_load_from_file(const char *path_model,
+                                                             struct gptneox_model_params params);
+/* Free a model; NULL is a no-op. */
+GPTNEOX_API void gptneox_model_free(struct gptneox_model *model);
+
+/* The model's vocabulary; valid as long as the model. Never NULL for a non-NULL model. */
+GPTNEOX_API const struct gptneox_vocab *gptneox_model_get_vocab(const struct gptneox_model *model);
+
+GPTNEOX_API int32_t gptneox_model_n_ctx_train(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_n_embd(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_n_layer(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_n_head(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_n_ff(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_n_rot(const struct gptneox_model *model);
+GPTNEOX_API float gptneox_model_rope_freq_base_train(const struct gptneox_model *model);
+GPTNEOX_API float gptneox_model_rope_freq_scale_train(const struct gptneox_model *model);
+GPTNEOX_API bool gptneox_model_use_parallel_residual(const struct gptneox_model *model);
+/* general.file_type of the file (llama_ftype numbering), or -1 if absent. */
+GPTNEOX_API int32_t gptneox_model_ftype(const struct gptneox_model *model);
+/* Total bytes of all tensor data. */
+GPTNEOX_API uint64_t gptneox_model_size(const struct gptneox_model *model);
+/* Total number of weights in all tensors. */
+GPTNEOX_API uint64_t gptneox_model_n_params(const struct gptneox_model *model);
+/* A one-line description such as "gptneox 3.6B Q8_0", snprintf-style: returns the full length, writes
+ * at most buf_size-1 bytes and a NUL; -1 on error. */
+GPTNEOX_API int32_t gptneox_model_desc(const struct gptneox_model *model, char *buf, size_t buf_size);
+
+/* GGUF metadata, every key of the file (arrays are rendered as "[v0, v1, ...]", at most 8 elements,
+ * "..." after). snprintf-style like gptneox_model_desc; -1 if the key or index does not exist. */
+GPTNEOX_API int32_t gptneox_model_meta_count(const struct gptneox_model *model);
+GPTNEOX_API int32_t gptneox_model_meta_key_by_index(const struct gptneox_model *model, int32_t i, char *buf,
+                                                    size_t buf_size);
+GPTNEOX_API int32_t gptneox_model_meta_val_str_by_index(const struct gptneox_model *model, int32_t i, char *buf,
+                                                        size_t buf_size);
+GPTNEOX_API int32_t gptneox_model_meta_val_str(const struct gptneox_model *model, const char *key, char *buf,
+                                               size_t buf_size);
+/* tokenizer.chat_template (name NULL) or tokenizer.chat_template.<name>; NULL if absent. Valid as long
+ * as the model. */
+GPTNEOX_API const char *gptneox_model_chat_template(const struct gptneox_model *model, const char *name);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Vocabulary and tokenization                                                                    */
+
+enum gptneox_vocab_type {
+    GPTNEOX_VOCAB_TYPE_NONE = 0, /* vocab-less file */
+    GPTNEOX_VOCAB_TYPE_SPM = 1,  /* sentencepiece (tokenizer.ggml.model "llama"): unigram or BPE */
+    GPTNEOX_VOCAB_TYPE_BPE = 2,  /* byte-level BPE (tokenizer.ggml.model "gpt2") */
+};
+
+/* Bit flags, same values as llama.h's llama_token_attr. */
+enum gptneox_token_attr {
+    GPTNEOX_TOKEN_ATTR_UNDEFINED = 0,
+    GPTNEOX_TOKEN_ATTR_UNKNOWN = 1 << 0,
+    GPTNEOX_TOKEN_ATTR_UNUSED = 1 << 1,
+    GPTNEOX_TOKEN_ATTR_NORMAL = 1 << 2,
+    GPTNEOX_TOKEN_ATTR_CONTROL = 1 << 3,
+    GPTNEOX_TOKEN_ATTR_USER_DEFINED = 1 << 4,
+    GPTNEOX_TOKEN_ATTR_BYTE = 1 << 5,
+    GPTNEOX_TOKEN_ATTR_NORMALIZED = 1 << 6,
+    GPTNEOX_TOKEN_ATTR_LSTRIP = 1 << 7,
+    GPTNEOX_TOKEN_ATTR_RSTRIP = 1 << 8,
+    GPTNEOX_TOKEN_ATTR_SINGLE_WORD = 1 << 9,
+};
+
+GPTNEOX_API enum gptneox_vocab_type gptneox_vocab_type(const struct gptneox_vocab *vocab);
+GPTNEOX_API int32_t gptneox_vocab_n_tokens(const struct gptneox_vocab *vocab);
+/* Token text as stored in the file (sentencepiece pieces with U+2581, byte-level BPE symbols); NULL for
+ * an id out of range. Valid as long as the model. */
+GPTNEOX_API const char *gptneox_vocab_get_text(const struct gptneox_vocab *vocab, gptneox_token token);
+GPTNEOX_API float gptneox_vocab_get_score(const struct gptneox_vocab *vocab, gptneox_token token);
+GPTNEOX_API enum gptneox_token_attr gptneox_vocab_get_attr(const struct gptneox_vocab *vocab, gptneox_token token);
+/* End of generation: eos, eot, and any other token the file marks so. */
+GPTNEOX_API bool gptneox_vocab_is_eog(const struct gptneox_vocab *vocab, gptneox_token token);
+GPTNEOX_API bool gptneox_vocab_is_control(const struct gptneox_vocab *vocab, gptneox_token token);
+
+/* Special token ids from the file; GPTNEOX_TOKEN_NULL when the file has none. */
+GPTNEOX_API gptneox_token gptneox_vocab_bos(const struct gptneox_vocab *vocab);
+GPTNEOX_API gptneox_token gptneox_vocab_eos(const struct gptneox_vocab *vocab);
+GPTNEOX_API gptneox_token gptneox_vocab_eot(const struct gptneox_vocab *vocab);
+GPTNEOX_API gptneox_token gptneox_vocab_sep(const struct gptneox_vocab *vocab);
+GPTNEOX_API gptneox_token gptneox_vocab_pad(const struct gptneox_vocab *vocab);
+GPTNEOX_API gptneox_token gptneox_vocab_unk(const struct gptneox_vocab *vocab);
+/* The token for a line break: "\n" (byte-level BPE, or its <0x0A> byte piece), or "<NL>" for
+ * vocabularies that have it (rinna). */
+GPTNEOX_API gptneox_token gptneox_vocab_nl(const struct gptneox_vocab *vocab);
+GPTNEOX_API bool gptneox_vocab_get_add_bos(const struct gptneox_vocab *vocab);
+GPTNEOX_API bool gptneox_vocab_get_add_eos(const struct gptneox_vocab *vocab);
+
+/* The newline token of the context's model (see gptneox_vocab_nl). Unlike redpajama.cpp's C++-only
+ * gptneox_token_nl(), which always returned 13, this reads the model's vocabulary. */
+GPTNEOX_API gptneox_token gptneox_token_nl(const struct gptneox_context *ctx);
+
+/* Text (UTF-8, text_len bytes, need not be NUL-terminated) to tokens.
+ * add_special: add BOS/EOS as the vocabulary's add_bos/add_eos flags say.
+ * parse_special: match control and user-defined tokens written in the text ("<|endoftext|>", "</s>").
+ * Returns the number of tokens, or -(number needed) if n_tokens_max is too small (INT32_MIN if that
+ * number does not fit). */
+GPTNEOX_API int32_t gptneox_vocab_tokenize(const struct gptneox_vocab *vocab, const char *text, int32_t text_len,
+                                           gptneox_token *tokens, int32_t n_tokens_max, bool add_special,
+                                           bool parse_special);
+/* The bytes of one token (byte pieces give their raw byte; U+2581 gives a space). lstrip: skip up to
+ * that many leading spaces. special: render control tokens (else they give nothing).
+ * Returns bytes written (no NUL), or -(bytes needed). */
+GPTNEOX_API int32_t gptneox_token_to_piece(const struct gptneox_vocab *vocab, gptneox_token token, char *buf,
+                                           int32_t length, int32_t lstrip, bool special);
+/* Tokens to text. remove_special: drop a leading BOS / trailing EOS that add_special would add.
+ * unparse_special: render control tokens. Returns bytes written (no NUL), or -(bytes needed). */
+GPTNEOX_API int32_t gptneox_detokenize(const struct gptneox_vocab *vocab, const gptneox_token *tokens,
+                                       int32_t n_tokens, char *text, int32_t text_len_max, bool remove_special,
+                                       bool unparse_special);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Context                                                                                        */
+
+enum gptneox_pooling_type {
+    GPTNEOX_POOLING_TYPE_UNSPECIFIED = -1, /* resolves to NONE */
+    GPTNEOX_POOLING_TYPE_NONE = 0,
+    GPTNEOX_POOLING_TYPE_MEAN = 1,
+    GPTNEOX_POOLING_TYPE_LAST = 3,
+};
+
+/* Return true to abort the current gptneox_decode (it then returns GPTNEOX_STATUS_ABORTED). */
+typedef bool (*gptneox_abort_callback)(void *data);
+
+/* Named gptneox_ctx_params, not gptneox_context_params: redpajama.cpp's API owns that name. */
+struct gptneox_ctx_params {
+    uint32_t n_ctx;          /* positions in the KV cache; 0 = the model's n_ctx_train */
+    uint32_t n_batch;        /* most tokens one gptneox_decode call accepts */
+    uint32_t n_ubatch;       /* most tokens computed in one step (a decode call is split into these) */
+    uint32_t n_seq_max;      /* distinct sequence ids the cache can hold (1..64) */
+    int32_t n_threads;       /* threads for single-token decode */
+    int32_t n_threads_batch; /* threads for multi-token batches */
+    int32_t type_k;          /* enum gptneox_type of the K cache: F16 (default) or F32 */
+    int32_t type_v;          /* enum gptneox_type of the V cache: F16 (default) or F32 */
+    int32_t pooling_type;    /* enum gptneox_pooling_type, used when embeddings is true */
+    int32_t kernel_path;     /* enum gptneox_kernel_path */
+    float rope_freq_base;    /* 0 = the model's */
+    float rope_freq_scale;   /* 0 = the model's (1.0: no scaling); positions are multiplied by it */
+    gptneox_abort_callback abort_callback; /* may be NULL; called between layers */
+    void *abort_callback_data;
+    bool embeddings; /* keep the final hidden states (after the final norm) of output tokens */
+    bool no_perf;    /* do not collect timings */
+};
+GPTNEOX_API struct gptneox_ctx_params gptneox_ctx_default_params(void);
+
+/* Create a context on `model`. Returns NULL on failure. The caller owns the context and frees it with
+ * gptneox_free before freeing the model. */
+GPTNEOX_API struct gptneox_context *gptneox_init_from_model(struct gptneox_model *model,
+                                                           struct gptneox_ctx_params params);
+/* Free a context; NULL is a no-op. */
+GPTNEOX_API void gptneox_free(struct gptneox_context *ctx);
+
+GPTNEOX_API const struct gptneox_model *gptneox_get_model(const struct gptneox_context *ctx);
+GPTNEOX_API uint32_t gptneox_n_ctx(const struct gptneox_context *ctx);
+GPTNEOX_API uint32_t gptneox_n_batch(const struct gptneox_context *ctx);
+GPTNEOX_API uint32_t gptneox_n_ubatch(const struct gptneox_context *ctx);
+GPTNEOX_API uint32_t gptneox_n_seq_max(const struct gptneox_context *ctx);
+GPTNEOX_API int32_t gptneox_n_threads(const struct gptneox_context *ctx);
+GPTNEOX_API int32_t gptneox_n_threads_batch(const struct gptneox_context *ctx);
+/* Values < 1 are an error (returns GPTNEOX_STATUS_INVALID_ARGUMENT, nothing changes). */
+GPTNEOX_API int32_t gptneox_set_n_threads(struct gptneox_context *ctx, int32_t n_threads, int32_t n_threads_batch);
+GPTNEOX_API enum gptneox_pooling_type gptneox_pooling_type(const struct gptneox_context *ctx);
+GPTNEOX_API enum gptneox_kernel_path gptneox_kernel_path(const struct gptneox_context *ctx);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Batches and decoding                                                                           */
+
+/* Same layout as llama.h's llama_batch. */
+struct gptneox_batch {
+    int32_t n_tokens;
+    gptneox_token *token;     /* [n_tokens] */
+    float *embd;              /* [n_tokens * embd] when made with embd > 0, else NULL (not supported
+                                 by gptneox_decode yet: a batch with embd set is rejected) */
+    gptneox_pos *pos;         /* [n_tokens] absolute position of each token in its sequence */
+    int32_t *n_seq_id;        /* [n_tokens] how many sequences each token belongs to */
+    gptneox_seq_id **seq_id;  /* [n_tokens][n_seq_id[i]] */
+    int8_t *logits;           /* [n_tokens] nonzero: produce an output (logits/embeddings) here */
+};
+
+/* Allocate a batch with room for n_tokens tokens, each in up to n_seq_max sequences (embd must be 0).
+ * n_tokens is set to 0. Free it with gptneox_batch_free. On failure every pointer is NULL. */
+GPTNEOX_API struct gptneox_batch gptneox_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max);
+GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
+
+/* Run the model on a batch, appending its tokens to the KV cache.
+ * Returns 0 on success; 1 if the KV cache has no room for the batch (nothing changed); a negative
+ * gptneox_status on error (invalid batch: bad token id, position, sequence id, or more than n_batch
+ * tokens; the cache is left as before). */
+GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_batch batch);
+
+/* Logits of the outputs of the last decode: n_outputs rows of n_vocab floats, in batch order. Valid until
+ * the next decode or free. NULL if the last decode produced no outputs. */
+GPTNEOX_API float *gptneox_get_logits(struct gptneox_context *ctx);
+/* Row of output i of the last decode; i < 0 counts from the end (-1 = last output). NULL (with an
+ * error) if out of range. */
+GPTNEOX_API float *gptneox_get_logits_ith(struct gptneox_context *ctx, int32_t i);
+/* Number of output rows of the last decode. */
+GPTNEOX_API int32_t gptneox_n_outputs(const struct gptneox_context *ctx);
+/* With embeddings = true: hidden states (after the final layer norm) of the outputs, n_embd floats a
+ * row; _seq gives the pooled vector of a sequence (pooling MEAN or LAST). Same validity as logits. */
+GPTNEOX_API float *gptneox_get_embeddings(struct gptneox_context *ctx);
+GPTNEOX_API float *gptneox_get_embeddings_ith(struct gptneox_context *ctx, int32_t i);
+GPTNEOX_API float *gptneox_get_embeddings_seq(struct gptneox_context *ctx, gptneox_seq_id seq_id);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* KV cache ("memory")                                                                            */
+
+/* The context's KV cache; valid as long as the context. */
+GPTNEOX_API struct gptneox_memory *gptneox_get_memory(const struct gptneox_context *ctx);
+/* Drop every cell. data: also zero the K/V data (not needed for correctness). */
+GPTNEOX_API void gptneox_memory_clear(struct gptneox_memory *mem, bool data);
+/* Remove positions [p0, p1) of seq_id (seq_id < 0: every sequence; p0 < 0: 0; p1 < 0: infinity).
+ * Returns false only if that cannot be done (never for this cache); true otherwise. */
+GPTNEOX_API bool gptneox_memory_seq_rm(struct gptneox_memory *mem, gptneox_seq_id seq_id, gptneox_pos p0,
+                                       gptneox_pos p1);
+/* Make positions [p0, p1) of seq_id_src also belong to seq_id_dst (no copy of data). */
+GPTNEOX_API void gptneox_memory_seq_cp(struct gptneox_memory *mem, gptneox_seq_id seq_id_src,
+                                       gptneox_seq_id seq_id_dst, gptneox_pos p0, gptneox_pos p1);
+/* Drop every cell not in seq_id. */
+GPTNEOX_API void gptneox_memory_seq_keep(struct gptneox_memory *mem, gptneox_seq_id seq_id);
+/* Add delta to the positions [p0, p1) of seq_id (the K cache is re-rotated accordingly). */
+GPTNEOX_API void gptneox_memory_seq_add(struct gptneox_memory *mem, gptneox_seq_id seq_id, gptneox_pos p0,
+                                        gptneox_pos p1, gptneox_pos delta);
+/* Smallest / largest position held for seq_id, or -1 if it holds none. */
+GPTNEOX_API gptneox_pos gptneox_memory_seq_pos_min(struct gptneox_memory *mem, gptneox_seq_id seq_id);
+GPTNEOX_API gptneox_pos gptneox_memory_seq_pos_max(struct gptneox_memory *mem, gptneox_seq_id seq_id);
+GPTNEOX_API bool gptneox_memory_can_shift(struct gptneox_memory *mem);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* State (KV cache + last outputs), for save/restore                                              */
+
+/* Upper bound of the bytes gptneox_state_get_data writes now. */
+GPTNEOX_API size_t gptneox_state_get_size(struct gptneox_context *ctx);
+/* Write the state into dst (size bytes). Returns bytes written, 0 on error (dst too small). */
+GPTNEOX_API size_t gptneox_state_get_data(struct gptneox_context *ctx, uint8_t *dst, size_t size);
+/* Restore a state written by gptneox_state_get_data for the same model and cache types. Returns the
+ * bytes read (== size on success), 0 on error (context unchanged). */
+GPTNEOX_API size_t gptneox_state_set_data(struct gptneox_context *ctx, const uint8_t *src, size_t size);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Timings                                                                                        */
+
+struct gptneox_perf_data {
+    double t_start_ms;  /* when the context was created */
+    double t_load_ms;   /* model load time */
+    double t_p_eval_ms; /* time in multi-token decodes */
+    double t_eval_ms;   /* time in single-token decodes */
+    int32_t n_p_eval;   /* tokens in multi-token decodes */
+    int32_t n_eval;     /* single-token decodes */
+    int32_t n_reused;   /* unused: always 0 */
+};
+GPTNEOX_API struct gptneox_perf_data gptneox_perf_context(const struct gptneox_context *ctx);
+GPTNEOX_API void gptneox_perf_context_reset(struct gptneox_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPTNEOX_H */

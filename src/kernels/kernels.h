@@ -1,0 +1,79 @@
+// Numeric kernels and their dispatch. Every kernel has a scalar reference (src/kernels/*-scalar.cpp,
+// always compiled); SIMD variants live beside it (*-avx2.cpp, *-avx512.cpp, compiled with the ISA's
+// flags but only called after cpuid says the CPU has it). A context picks one table at creation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gptneox.h"
+
+namespace gptneox {
+
+struct cpu_features {
+    bool avx2 = false, fma = false, f16c = false;
+    bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+    bool amx_int8 = false, amx_bf16 = false;
+    char brand[64] = {0};
+};
+// cpuid + xgetbv (OS support of the register state). Computed once, cached (immutable afterwards).
+const cpu_features &detect_cpu();
+
+// What one weight type needs from the kernels.
+struct type_traits {
+    int64_t blck = 0;          // elements per block
+    size_t type_size = 0;      // bytes per block
+    uint32_t vec_dot_type = 0; // type activations are converted to before vec_dot (F32 or Q8_0)
+    // Dequantize n elements (n % blck == 0).
+    void (*to_float)(const void *x, float *y, int64_t n) = nullptr;
+    // Quantize n elements (n % blck == 0) to this type (used for activations and by the quantizer).
+    void (*from_float)(const float *x, void *y, int64_t n) = nullptr;
+    // Dot product of one weight row and one activation row (in vec_dot_type), n elements.
+    float (*vec_dot)(int64_t n, const void *w, const void *a) = nullptr;
+};
+
+constexpr int kMaxType = 40;
+
+struct kernels {
+    gptneox_kernel_path path = GPTNEOX_KERNELS_SCALAR;
+    type_traits traits[kMaxType]; // indexed by ggml type id; blck == 0 means unsupported
+
+    // f32 helpers for norms and attention.
+    float (*dot_f32)(int64_t n, const float *a, const float *b) = nullptr;
+    // dot of f32 a with an f16 row b (K cache)
+    float (*dot_f32_f16)(int64_t n, const float *a, const uint16_t *b) = nullptr;
+    // y += s * x, x an f16 row (V cache) / an f32 row
+    void (*axpy_f16)(int64_t n, float s, const uint16_t *x, float *y) = nullptr;
+    void (*axpy_f32)(int64_t n, float s, const float *x, float *y) = nullptr;
+    void (*f32_to_f16)(const float *x, uint16_t *y, int64_t n) = nullptr;
+    void (*f16_to_f32)(const uint16_t *x, float *y, int64_t n) = nullptr;
+
+    const type_traits *get(uint32_t type) const {
+        return type < kMaxType && traits[type].blck ? &traits[type] : nullptr;
+    }
+};
+
+// The table for `path`, or nullptr if this CPU or build cannot run it. AUTO gives the best supported.
+const kernels *get_kernels(gptneox_kernel_path path);
+// The path AUTO resolves to on this CPU.
+gptneox_kernel_path best_kernel_path();
+
+// Scalar conversions (exact IEEE; round-to-nearest-even) used everywhere outside hot loops.
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_fp16(float f);
+float bf16_to_fp32(uint16_t h);
+uint16_t fp32_to_bf16(float f);
+
+// Block layouts (ggml-common.h), checked with static_assert in kernels-scalar.cpp.
+constexpr int QK8_0 = 32;
+struct block_q8_0 {
+    uint16_t d;        // f16 scale
+    int8_t qs[QK8_0];  // values = qs[i] * d
+};
+constexpr int QK4_0 = 32;
+struct block_q4_0 {
+    uint16_t d;            // f16 scale
+    uint8_t qs[QK4_0 / 2]; // element j in the low nibble of qs[j], element j+16 in the high; value = (q - 8) * d
+};
+
+} // namespace gptneox
