@@ -338,8 +338,9 @@ GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_b
 /* Logits of the outputs of the last decode: n_outputs rows of n_vocab floats, in batch order. Valid until
  * the next decode or free. NULL if the last decode produced no outputs. */
 GPTNEOX_API float *gptneox_get_logits(struct gptneox_context *ctx);
-/* Row of output i of the last decode; i < 0 counts from the end (-1 = last output). NULL (with an
- * error) if out of range. */
+/* A row of the last decode's outputs. As llama.h: i >= 0 is the index of a token in that batch, which
+ * must have had logits[i] != 0 (with every token an output, this is also the output row); i < 0 counts
+ * output rows from the end (-1 = last output). NULL (with an error) if there is no such output. */
 GPTNEOX_API float *gptneox_get_logits_ith(struct gptneox_context *ctx, int32_t i);
 /* Number of output rows of the last decode. */
 GPTNEOX_API int32_t gptneox_n_outputs(const struct gptneox_context *ctx);

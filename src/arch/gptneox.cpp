@@ -1,0 +1,290 @@
+// The GPT-NeoX forward pass, written to be read next to the model (gptneox-model.md §2-§7).
+#include "arch/gptneox.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "common/status.h"
+#include "kernels/matmul.h"
+
+namespace gptneox {
+
+// ------------------------------------------------------------------------------------------------
+// Helpers
+
+void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    // mean and biased variance in double: the f32 result then matches torch to the last bits or so
+    double mean = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= double(n);
+    double var = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = x[i] - mean;
+        var += d * d;
+    }
+    var /= double(n);
+    const float rstd = float(1.0 / std::sqrt(var + double(eps)));
+    const float fmean = float(mean);
+    for (int64_t i = 0; i < n; i++) {
+        const float v = (x[i] - fmean) * rstd;
+        out[i] = v * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+    }
+}
+
+void rope_inv_freq(float *inv_freq, int32_t n_rot, float base) {
+    // torch: 1.0 / (base ** (arange(0, rd, 2).float() / rd)), all in f32
+    for (int32_t i = 0; i < n_rot / 2; i++) {
+        const float e = float(2 * i) / float(n_rot);
+        inv_freq[i] = 1.0f / float(std::pow(double(base), double(e)));
+    }
+}
+
+void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq) {
+    const int32_t half = n_rot / 2;
+    for (int32_t i = 0; i < half; i++) {
+        const float theta = pos * inv_freq[i]; // an f32 product, as in HF
+        const float c = float(std::cos(double(theta)));
+        const float s = float(std::sin(double(theta)));
+        for (int32_t h = 0; h < n_head; h++) {
+            float *xh = x + int64_t(h) * head_dim;
+            const float a = xh[i], b = xh[i + half];
+            xh[i] = a * c - b * s;
+            xh[i + half] = b * c + a * s;
+        }
+    }
+}
+
+void softmax(float *x, int64_t n) {
+    float max = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; i++) max = std::max(max, x[i]);
+    if (max == -std::numeric_limits<float>::infinity()) { // nothing visible: all weights 0
+        std::fill(x, x + n, 0.0f);
+        return;
+    }
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = std::exp(x[i] - max); // exp(-inf) = 0 for masked entries
+        sum += x[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void gelu(float *x, int64_t n) {
+    const float r2 = 0.70710678118654752440f; // 1/sqrt(2)
+    for (int64_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * r2));
+}
+
+// ------------------------------------------------------------------------------------------------
+// K cache re-rotation (seq_add)
+
+namespace {
+// Load / store one f32 or f16 cache row of n elements.
+void load_row(const kernels &k, uint32_t type, const void *src, float *dst, int64_t n) {
+    if (type == GPTNEOX_TYPE_F16) {
+        k.f16_to_f32(static_cast<const uint16_t *>(src), dst, n);
+    } else {
+        std::memcpy(dst, src, size_t(n) * sizeof(float));
+    }
+}
+void store_row(const kernels &k, uint32_t type, const float *src, void *dst, int64_t n) {
+    if (type == GPTNEOX_TYPE_F16) {
+        k.f32_to_f16(src, static_cast<uint16_t *>(dst), n);
+    } else {
+        std::memcpy(dst, src, size_t(n) * sizeof(float));
+    }
+}
+} // namespace
+
+void rotate_k(const kernels &k, kv_cache &cache, const hparams &hp, const float *inv_freq, float freq_scale,
+              const uint32_t *cells, size_t n_cells, int32_t delta) {
+    if (n_cells == 0 || hp.n_rot == 0) return;
+    std::vector<float> row(size_t(hp.n_embd)); // [n] one cell's K row (not a per-token path)
+    const float angle_pos = float(delta) * freq_scale;
+    for (int32_t l = 0; l < hp.n_layer; l++) {
+        for (size_t c = 0; c < n_cells; c++) {
+            void *kr = cache.k_row(l, cells[c]);
+            load_row(k, cache.type_k(), kr, row.data(), hp.n_embd);
+            rope_neox(row.data(), hp.n_head, hp.head_dim, hp.n_rot, angle_pos, inv_freq);
+            store_row(k, cache.type_k(), row.data(), kr, hp.n_embd);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scratch
+
+void run_state::init(const hparams &hp, int32_t n_ub, uint32_t n_ctx, int32_t n_threads, float rope_base) {
+    const size_t T = size_t(n_ub), n = size_t(hp.n_embd), f = size_t(hp.n_ff);
+    n_ubatch = n_ub;
+    x.assign(T * n, 0.0f);
+    xn.assign(T * n, 0.0f);
+    qkv.assign(T * 3 * n, 0.0f);
+    att.assign(T * n, 0.0f);
+    att_proj.assign(T * n, 0.0f);
+    ff.assign(T * f, 0.0f);
+    ff_out.assign(T * n, 0.0f);
+    out_x.assign(T * n, 0.0f);
+    scores.assign(size_t(std::max(n_threads, 1)) * n_ctx, 0.0f);
+    inv_freq.assign(size_t(std::max(hp.n_rot / 2, 1)), 0.0f);
+    rope_inv_freq(inv_freq.data(), hp.n_rot, rope_base);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The forward pass
+
+namespace {
+
+const float *f32(const weight &w) { return static_cast<const float *>(w.data); }
+
+// Run fn(t) for t in [0, n) split over up to n_threads threads.
+template <typename F> void for_tokens(thread_pool &pool, int32_t n_threads, int32_t n, F &&fn) {
+    const int nth = std::max(1, std::min(n_threads, n));
+    auto job = [&](int ith, int nt) {
+        int64_t b, e;
+        split_range(n, ith, nt, &b, &e);
+        for (int64_t t = b; t < e; t++) fn(int32_t(t));
+    };
+    if (nth == 1) {
+        job(0, 1);
+    } else {
+        pool.run(nth, job);
+    }
+}
+
+// Causal attention of every (token, head) of the ubatch over the cache cells [0, n_kv).
+void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs,
+               const hparams &hp, int32_t layer, const ubatch &ub, uint32_t n_kv) {
+    const int64_t n = hp.n_embd, hd = hp.head_dim;
+    const int32_t H = hp.n_head;
+    const int64_t n_items = int64_t(ub.n_tokens) * H;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const bool k16 = cache.type_k() == GPTNEOX_TYPE_F16, v16 = cache.type_v() == GPTNEOX_TYPE_F16;
+    const int nth = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
+
+    auto job = [&](int ith, int nt) {
+        float *sc = rs.scores.data() + size_t(ith) * cache.size(); // [n_kv] this thread's weights
+        int64_t b, e;
+        split_range(n_items, ith, nt, &b, &e);
+        for (int64_t it = b; it < e; it++) {
+            const int32_t t = int32_t(it / H), h = int32_t(it % H);
+            const float *q = rs.qkv.data() + size_t(t) * 3 * n + size_t(h) * hd; // [hd]
+            float *out = rs.att.data() + size_t(t) * n + size_t(h) * hd;         // [hd]
+            const int32_t p = ub.pos[t], s = ub.seq[t];
+            // scores over the visible cells (same sequence, position <= p), -inf elsewhere
+            for (uint32_t j = 0; j < n_kv; j++) {
+                const kv_cell &c = cache.cell(j);
+                if (c.empty() || !c.has(s) || c.pos > p) {
+                    sc[j] = -std::numeric_limits<float>::infinity();
+                    continue;
+                }
+                const void *kr = static_cast<const uint8_t *>(cache.k_row(layer, j)) +
+                                 size_t(h) * hd * (k16 ? 2 : 4);
+                sc[j] = scale * (k16 ? k.dot_f32_f16(hd, q, static_cast<const uint16_t *>(kr))
+                                     : k.dot_f32(hd, q, static_cast<const float *>(kr)));
+            }
+            softmax(sc, n_kv);
+            // out = sum_j sc[j] * v_j
+            std::fill(out, out + hd, 0.0f);
+            for (uint32_t j = 0; j < n_kv; j++) {
+                if (sc[j] == 0.0f) continue;
+                const void *vr = static_cast<const uint8_t *>(cache.v_row(layer, j)) +
+                                 size_t(h) * hd * (v16 ? 2 : 4);
+                if (v16) {
+                    k.axpy_f16(hd, sc[j], static_cast<const uint16_t *>(vr), out);
+                } else {
+                    k.axpy_f32(hd, sc[j], static_cast<const float *>(vr), out);
+                }
+            }
+        }
+    };
+    if (nth == 1) {
+        job(0, 1);
+    } else {
+        pool.run(nth, job);
+    }
+}
+
+} // namespace
+
+bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cache, run_state &rs,
+             const run_config &cfg, const ubatch &ub) {
+    const hparams &hp = m.hp;
+    const int32_t T = ub.n_tokens, nt = cfg.n_threads;
+    const int64_t n = hp.n_embd, f = hp.n_ff;
+    if (T <= 0 || T > rs.n_ubatch) fail(GPTNEOX_STATUS_INTERNAL, "forward: bad ubatch size %d", T);
+
+    // x = token embeddings                                              [T][n]
+    get_rows(k, m.tok_embd, ub.token, T, rs.x.data());
+
+    // every cell of this ubatch is already assigned, so n_kv covers them
+    const uint32_t n_kv = cache.used_end();
+
+    for (int32_t l = 0; l < hp.n_layer; l++) {
+        const layer_weights &w = m.layers[size_t(l)];
+
+        // ---- attention: xn = LN1(x); qkv = Wqkv xn + b                 [T][3n]
+        for_tokens(pool, nt, T, [&](int32_t t) {
+            layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.attn_norm_w), f32(w.attn_norm_b), n,
+                       hp.norm_eps);
+        });
+        matmul(k, pool, nt, w.qkv_w, f32(w.qkv_b), rs.xn.data(), T, n, rs.qkv.data(), 3 * n, rs.mm_scratch);
+
+        // rotary on Q and K, then K and V go to the token's cache cell
+        for_tokens(pool, nt, T, [&](int32_t t) {
+            float *q = &rs.qkv[size_t(t) * 3 * n]; // [h][hd]
+            float *kk = q + n;                     // [h][hd]
+            float *v = q + 2 * n;                  // [h][hd]
+            const float p = float(ub.pos[t]) * cfg.freq_scale;
+            rope_neox(q, hp.n_head, hp.head_dim, hp.n_rot, p, rs.inv_freq.data());
+            rope_neox(kk, hp.n_head, hp.head_dim, hp.n_rot, p, rs.inv_freq.data());
+            store_row(k, cache.type_k(), kk, cache.k_row(l, uint32_t(ub.cell[t])), n);
+            store_row(k, cache.type_v(), v, cache.v_row(l, uint32_t(ub.cell[t])), n);
+        });
+
+        // att = softmax(q k^T / sqrt(hd)) v per head, heads merged        [T][n]
+        attention(k, pool, nt, cache, rs, hp, l, ub, n_kv);
+        // att_proj = Wo att + bo                                          [T][n]
+        matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), n, rs.mm_scratch);
+
+        // ---- MLP on LN2 of the block input (parallel) or of x + attn (sequential)
+        if (!hp.parallel_residual) {
+            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.att_proj[i];
+        }
+        for_tokens(pool, nt, T, [&](int32_t t) {
+            layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
+                       hp.norm_eps);
+        });
+        // ff = gelu(Wup xn + bup)                                         [T][f]
+        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch);
+        for_tokens(pool, nt, T, [&](int32_t t) { gelu(&rs.ff[size_t(t) * f], f); });
+        // ff_out = Wdown ff + bdown                                       [T][n]
+        matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, f, rs.ff_out.data(), n, rs.mm_scratch);
+
+        // ---- residual
+        if (hp.parallel_residual) {
+            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.att_proj[i] + rs.ff_out[i];
+        } else {
+            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.ff_out[i];
+        }
+
+        if (cfg.abort_cb && l + 1 < hp.n_layer && cfg.abort_cb(cfg.abort_data)) return false;
+    }
+
+    // ---- outputs: final LayerNorm of the output rows, then logits = Wout h (no bias)
+    const int32_t n_out = ub.n_outputs;
+    if (n_out == 0) return true;
+    for_tokens(pool, nt, n_out, [&](int32_t r) {
+        layer_norm(&rs.out_x[size_t(r) * n], &rs.x[size_t(ub.out_rows[r]) * n], f32(m.out_norm_w),
+                   f32(m.out_norm_b), n, hp.norm_eps);
+    });
+    if (ub.hidden) std::memcpy(ub.hidden, rs.out_x.data(), size_t(n_out) * n * sizeof(float));
+    if (ub.logits) {
+        matmul(k, pool, nt, m.output, nullptr, rs.out_x.data(), n_out, n, ub.logits, hp.n_vocab, rs.mm_scratch);
+    }
+    return true;
+}
+
+} // namespace gptneox

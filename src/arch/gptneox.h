@@ -1,0 +1,82 @@
+// The GPT-NeoX forward pass (see /work/shared/reference/gptneox-model.md): token embedding, per layer
+// LayerNorm -> fused QKV -> NeoX rotary on the first n_rot dims of each head -> causal attention over
+// the KV cache -> dense, plus LayerNorm -> up -> exact erf GELU -> down, with parallel or sequential
+// residual; final LayerNorm and the output matrix (no bias). Everything is computed in f32.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gptneox.h"
+#include "kernels/kernels.h"
+#include "kv-cache/kv-cache.h"
+#include "loader/model.h"
+#include "threads/thread-pool.h"
+
+namespace gptneox {
+
+// ---- the small helpers the forward pass is made of (exposed for gptneox_test.cpp) ----
+
+// out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i]; biased variance over the n features.
+void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps);
+// Rotate x = one token's heads [n_head][head_dim] in place, NeoX style: dims i and i + n_rot/2
+// (i < n_rot/2) of each head by angle pos * inv_freq[i]; dims >= n_rot are untouched.
+void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq);
+// inv_freq[i] = base^(-2i/n_rot), i < n_rot/2, in f32 as Hugging Face computes it.
+void rope_inv_freq(float *inv_freq, int32_t n_rot, float base);
+// x[0..n) <- softmax(x) (max subtracted first).
+void softmax(float *x, int64_t n);
+// Exact GELU 0.5 x (1 + erf(x / sqrt 2)), in place.
+void gelu(float *x, int64_t n);
+
+// Rotate the K rows of `cells` (all layers) by `delta` positions: what seq_add needs (rotations compose).
+void rotate_k(const kernels &k, kv_cache &cache, const hparams &hp, const float *inv_freq, float freq_scale,
+              const uint32_t *cells, size_t n_cells, int32_t delta);
+
+// ---- one step of the model ----
+
+// Scratch for one micro-batch of up to n_ubatch tokens, sized once at context creation.
+struct run_state {
+    int32_t n_ubatch = 0;         // capacity in tokens
+    std::vector<float> x;         // [n_ubatch][n]   residual stream
+    std::vector<float> xn;        // [n_ubatch][n]   LayerNorm output (sublayer input)
+    std::vector<float> qkv;       // [n_ubatch][3n]  fused projection: Q | K | V, each [n_head][head_dim]
+    std::vector<float> att;       // [n_ubatch][n]   attention output, heads merged
+    std::vector<float> att_proj;  // [n_ubatch][n]   dense(att)
+    std::vector<float> ff;        // [n_ubatch][f]   MLP hidden (after GELU)
+    std::vector<float> ff_out;    // [n_ubatch][n]   MLP output
+    std::vector<float> out_x;     // [n_ubatch][n]   final-norm hidden states of the output rows
+    std::vector<float> scores;    // [n_threads][n_ctx] attention weights, one row per thread
+    std::vector<float> inv_freq;  // [n_rot/2] rotary frequencies
+    std::vector<uint8_t> mm_scratch; // matmul activation conversion buffer (grown once, reused)
+
+    void init(const hparams &hp, int32_t n_ubatch, uint32_t n_ctx, int32_t n_threads, float rope_base);
+};
+
+// Settings of a run that the context decides.
+struct run_config {
+    int32_t n_threads = 1;
+    float freq_scale = 1.0f;                   // positions are multiplied by it
+    gptneox_abort_callback abort_cb = nullptr; // polled between layers
+    void *abort_data = nullptr;
+};
+
+// One micro-batch. Token t has already been given KV cell cell[t] (with its position and sequences).
+struct ubatch {
+    int32_t n_tokens = 0;
+    const int32_t *token = nullptr;   // [n_tokens]
+    const int32_t *pos = nullptr;     // [n_tokens] absolute positions
+    const int32_t *seq = nullptr;     // [n_tokens] the sequence whose cells the token attends to (its first)
+    const int32_t *cell = nullptr;    // [n_tokens] the KV cell each token's K/V is written to
+    int32_t n_outputs = 0;
+    const int32_t *out_rows = nullptr; // [n_outputs] ascending token indices (within the ubatch) to output
+    float *logits = nullptr;          // [n_outputs][n_vocab], or NULL: no logits
+    float *hidden = nullptr;          // [n_outputs][n] final-norm states, or NULL
+};
+
+// Run the model on `ub`, writing K/V into the cache and the outputs. Returns false if the abort callback
+// asked to stop (the cells of `ub` then hold partial data; the caller releases them).
+bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cache, run_state &rs,
+             const run_config &cfg, const ubatch &ub);
+
+} // namespace gptneox

@@ -1,0 +1,158 @@
+#include "kv-cache/kv-cache.h"
+
+#include <cstring>
+#include <limits>
+#include <new>
+
+#include "common/status.h"
+
+namespace gptneox {
+
+namespace {
+size_t elem_bytes(uint32_t type) {
+    if (type == GPTNEOX_TYPE_F32) return 4;
+    if (type == GPTNEOX_TYPE_F16) return 2;
+    fail(GPTNEOX_STATUS_UNSUPPORTED, "KV cache type %u is not supported (F16 = 1 or F32 = 0)", type);
+}
+} // namespace
+
+void kv_cache::init(uint32_t n_ctx, int32_t n_layer, int32_t n_embd, uint32_t type_k, uint32_t type_v) {
+    if (n_ctx == 0 || n_layer <= 0 || n_embd <= 0) {
+        fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "KV cache: bad size (n_ctx %u, n_layer %d, n_embd %d)", n_ctx,
+             n_layer, n_embd);
+    }
+    k_row_bytes_ = elem_bytes(type_k) * size_t(n_embd);
+    v_row_bytes_ = elem_bytes(type_v) * size_t(n_embd);
+    const size_t rows = size_t(n_layer) * n_ctx;
+    if (rows > std::numeric_limits<size_t>::max() / (k_row_bytes_ + v_row_bytes_)) {
+        fail(GPTNEOX_STATUS_NO_MEMORY, "KV cache too large");
+    }
+    k_bytes_ = rows * k_row_bytes_;
+    v_bytes_ = rows * v_row_bytes_;
+    k_.reset(new (std::nothrow) uint8_t[k_bytes_]);
+    v_.reset(new (std::nothrow) uint8_t[v_bytes_]);
+    if (!k_ || !v_) {
+        fail(GPTNEOX_STATUS_NO_MEMORY, "cannot allocate the KV cache (%zu bytes)", k_bytes_ + v_bytes_);
+    }
+    cells_.assign(n_ctx, kv_cell{});
+    n_used_ = 0;
+    touched_ = 0;
+    n_layer_ = n_layer;
+    n_embd_ = n_embd;
+    type_k_ = type_k;
+    type_v_ = type_v;
+}
+
+uint32_t kv_cache::used_end() const {
+    for (uint32_t i = size(); i > 0; i--) {
+        if (!cells_[i - 1].empty()) return i;
+    }
+    return 0;
+}
+
+bool kv_cache::find_slots(uint32_t n, int32_t *cells) const {
+    if (n > size() - n_used_) return false;
+    // First contiguous run of n free cells (the single-sequence append case lands here).
+    uint32_t run = 0;
+    for (uint32_t i = 0; i < size(); i++) {
+        run = cells_[i].empty() ? run + 1 : 0;
+        if (run == n) {
+            for (uint32_t j = 0; j < n; j++) cells[j] = int32_t(i + 1 - n + j);
+            return true;
+        }
+    }
+    // Otherwise any n free cells, in cell order.
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < size() && k < n; i++) {
+        if (cells_[i].empty()) cells[k++] = int32_t(i);
+    }
+    return k == n;
+}
+
+void kv_cache::assign(uint32_t i, int32_t pos, uint64_t seq) {
+    if (seq != 0 && i >= touched_) touched_ = i + 1;
+    if (cells_[i].empty() && seq != 0) n_used_++;
+    if (!cells_[i].empty() && seq == 0) n_used_--;
+    cells_[i].pos = seq ? pos : -1;
+    cells_[i].seq = seq;
+}
+
+void kv_cache::release(uint32_t i) { assign(i, -1, 0); }
+
+void kv_cache::clear() {
+    for (auto &c : cells_) c = kv_cell{};
+    n_used_ = 0;
+}
+
+void kv_cache::zero_data() {
+    // only rows that ever held data: untouched pages of a large cache stay uncommitted
+    for (int32_t l = 0; l < n_layer_; l++) {
+        std::memset(k_row(l, 0), 0, touched_ * k_row_bytes_);
+        std::memset(v_row(l, 0), 0, touched_ * v_row_bytes_);
+    }
+    touched_ = 0;
+}
+
+void kv_cache::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
+    for (uint32_t i = 0; i < size(); i++) {
+        const kv_cell &c = cells_[i];
+        if (c.empty() || !in_range(c, p0, p1)) continue;
+        if (seq < 0) {
+            release(i);
+        } else if (c.has(seq)) {
+            assign(i, c.pos, c.seq & ~(uint64_t(1) << seq));
+        }
+    }
+}
+
+void kv_cache::seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+    if (src == dst) return;
+    for (auto &c : cells_) {
+        if (!c.empty() && c.has(src) && in_range(c, p0, p1)) c.seq |= uint64_t(1) << dst;
+    }
+}
+
+void kv_cache::seq_keep(int32_t seq) {
+    for (uint32_t i = 0; i < size(); i++) {
+        const kv_cell &c = cells_[i];
+        if (c.empty()) continue;
+        if (c.has(seq)) {
+            assign(i, c.pos, uint64_t(1) << seq);
+        } else {
+            release(i);
+        }
+    }
+}
+
+void kv_cache::seq_add(int32_t seq, int32_t p0, int32_t p1, int32_t delta, std::vector<uint32_t> &moved) {
+    if (delta == 0) return;
+    for (uint32_t i = 0; i < size(); i++) {
+        kv_cell &c = cells_[i];
+        if (c.empty() || !c.has(seq) || !in_range(c, p0, p1)) continue;
+        const int64_t p = int64_t(c.pos) + delta;
+        if (p < 0) {
+            release(i);
+        } else {
+            c.pos = p > std::numeric_limits<int32_t>::max() ? std::numeric_limits<int32_t>::max() : int32_t(p);
+            moved.push_back(i);
+        }
+    }
+}
+
+int32_t kv_cache::seq_pos_min(int32_t seq) const {
+    int32_t r = -1;
+    for (const auto &c : cells_) {
+        if (!c.empty() && c.has(seq) && (r < 0 || c.pos < r)) r = c.pos;
+    }
+    return r;
+}
+
+int32_t kv_cache::seq_pos_max(int32_t seq) const {
+    int32_t r = -1;
+    for (const auto &c : cells_) {
+        if (!c.empty() && c.has(seq) && c.pos > r) r = c.pos;
+    }
+    return r;
+}
+
+} // namespace gptneox
