@@ -13,7 +13,8 @@
 namespace gptneox {
 
 class gguf_file;
-struct vocab_impl; // the algorithm-specific tables (src/vocab/*.cpp)
+struct vocab_impl;   // the algorithm-specific tables (src/vocab/*.cpp)
+struct vocab_source; // a vocabulary's contents independent of the file (vocab-impl.h)
 
 class vocab {
 public:
@@ -25,8 +26,10 @@ public:
     // Read tokenizer.ggml.* (and neox_cpp.tokenizer.*) keys; throws gptneox::error on a bad vocabulary.
     // A file without tokenizer keys gives type NONE with no tokens.
     void load(const gguf_file &file);
+    // Build from already-read contents (used by load() and by unit tests).
+    void load_from(vocab_source &&src);
 
-    gptneox_vocab_type type() const;
+    enum gptneox_vocab_type type() const;
     int32_t n_tokens() const;
     const char *text(gptneox_token id) const;  // nullptr if out of range
     float score(gptneox_token id) const;       // 0 if out of range
@@ -41,6 +44,7 @@ public:
     void tokenize(std::string_view text, bool add_special, bool parse_special, std::vector<gptneox_token> &out) const;
     // The bytes of one token (see gptneox_token_to_piece).
     std::string piece(gptneox_token id, bool special) const;
+    void append_piece(gptneox_token id, bool special, std::string &out) const;
     // Tokens to text (see gptneox_detokenize).
     std::string detokenize(const gptneox_token *ids, int32_t n, bool remove_special, bool unparse_special) const;
 
