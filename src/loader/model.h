@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,9 @@ struct model {
     uint64_t n_params = 0;           // sum of tensor elements
     std::string name;                // general.name or ""
     double t_load_ms = 0;
+    // tokenizer.chat_template ("" key) and tokenizer.chat_template.<name> (key <name>), NUL-terminated
+    // copies so gptneox_model_chat_template can hand out pointers valid as long as the model.
+    std::map<std::string, std::string> chat_templates;
 };
 
 // Load a model; throws gptneox::error on any problem.
