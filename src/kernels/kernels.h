@@ -14,6 +14,8 @@ struct cpu_features {
     bool avx2 = false, fma = false, f16c = false;
     bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
     bool amx_int8 = false, amx_bf16 = false;
+    bool avx512dq = false;             // the AVX-512 files are compiled with -mavx512dq, so the path needs it
+    bool os_ymm = false, os_zmm = false, os_amx = false; // XCR0: the OS saves that register state
     char brand[64] = {0};
 };
 // cpuid + xgetbv (OS support of the register state). Computed once, cached (immutable afterwards).
@@ -30,12 +32,15 @@ struct type_traits {
     void (*from_float)(const float *x, void *y, int64_t n) = nullptr;
     // Dot product of one weight row and one activation row (in vec_dot_type), n elements.
     float (*vec_dot)(int64_t n, const void *w, const void *a) = nullptr;
+    // Optional (nullptr: matmul calls vec_dot per token): one weight row against the 4 activation rows
+    // at a + j*a_stride bytes (j < 4); out[j] = the dot with row j. Decodes each weight block once.
+    void (*vec_dot_x4)(int64_t n, const void *w, const void *a, size_t a_stride, float *out) = nullptr;
 };
 
 constexpr int kMaxType = 40;
 
 struct kernels {
-    gptneox_kernel_path path = GPTNEOX_KERNELS_SCALAR;
+    enum gptneox_kernel_path path = GPTNEOX_KERNELS_SCALAR;
     type_traits traits[kMaxType]; // indexed by ggml type id; blck == 0 means unsupported
 
     // f32 helpers for norms and attention.
@@ -54,9 +59,9 @@ struct kernels {
 };
 
 // The table for `path`, or nullptr if this CPU or build cannot run it. AUTO gives the best supported.
-const kernels *get_kernels(gptneox_kernel_path path);
+const kernels *get_kernels(enum gptneox_kernel_path path);
 // The path AUTO resolves to on this CPU.
-gptneox_kernel_path best_kernel_path();
+enum gptneox_kernel_path best_kernel_path();
 
 // Scalar conversions (exact IEEE; round-to-nearest-even) used everywhere outside hot loops.
 float fp16_to_fp32(uint16_t h);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace gptneox {
@@ -25,7 +26,9 @@ public:
     // Run fn(ith, nth) for ith = 0..nth-1, nth = min(n, size()), each on its own thread (ith 0 on the
     // caller's); returns when all have returned. fn must not throw. Not reentrant.
     template <typename F> void run(int n, F &&fn) {
-        run_impl(n, [](void *f, int ith, int nth) { (*static_cast<F *>(f))(ith, nth); }, &fn);
+        using G = std::remove_reference_t<F>; // F is an lvalue reference when fn is a named lambda
+        run_impl(n, [](void *f, int ith, int nth) { (*static_cast<G *>(f))(ith, nth); },
+                 const_cast<void *>(static_cast<const void *>(&fn)));
     }
 
 private:
@@ -35,12 +38,13 @@ private:
 
     std::vector<std::thread> workers_;
     std::mutex mutex_;
-    std::condition_variable cv_;
+    std::condition_variable cv_;      // workers sleep here between jobs
+    std::condition_variable done_cv_; // the caller sleeps here until the last worker finishes
     job_fn job_ = nullptr;
     void *job_arg_ = nullptr;
     int job_nth_ = 0;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    std::atomic<int> pending_{0}; // workers that have not yet finished (or skipped) the current job
     std::atomic<bool> stop_{false};
 };
 

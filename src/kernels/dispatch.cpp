@@ -1,0 +1,61 @@
+// Run-time dispatch: one immutable kernel table per path, built on first use, and only for paths this
+// CPU and OS can execute (a SIMD file's code is never reached otherwise).
+#include "kernels/kernels-impl.h"
+
+namespace gptneox {
+namespace {
+
+bool avx2_ok(const cpu_features &f) { return f.avx2 && f.fma && f.f16c; }
+
+// The -avx512 files are compiled with F/BW/VL/DQ (+VNNI, used only through the vnni entries).
+bool avx512_ok(const cpu_features &f) {
+    return avx2_ok(f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+}
+
+kernels build(enum gptneox_kernel_path path) {
+    kernels k;
+    fill_kernels_scalar(k);
+    const cpu_features &f = detect_cpu();
+    if (path == GPTNEOX_KERNELS_AVX2) {
+        fill_kernels_avx2(k);
+    } else if (path == GPTNEOX_KERNELS_AVX512) {
+        fill_kernels_avx2(k); // entries AVX-512 has no version of
+        fill_kernels_avx512(k, f.avx512vnni);
+    }
+    k.path = path;
+    return k;
+}
+
+} // namespace
+
+enum gptneox_kernel_path best_kernel_path() {
+    const cpu_features &f = detect_cpu();
+    if (avx512_ok(f)) return GPTNEOX_KERNELS_AVX512;
+    if (avx2_ok(f)) return GPTNEOX_KERNELS_AVX2;
+    return GPTNEOX_KERNELS_SCALAR;
+}
+
+const kernels *get_kernels(enum gptneox_kernel_path path) {
+    if (path == GPTNEOX_KERNELS_AUTO) path = best_kernel_path();
+    const cpu_features &f = detect_cpu();
+    switch (path) {
+    case GPTNEOX_KERNELS_SCALAR: {
+        static const kernels k = build(GPTNEOX_KERNELS_SCALAR);
+        return &k;
+    }
+    case GPTNEOX_KERNELS_AVX2: {
+        if (!avx2_ok(f)) return nullptr;
+        static const kernels k = build(GPTNEOX_KERNELS_AVX2);
+        return &k;
+    }
+    case GPTNEOX_KERNELS_AVX512: {
+        if (!avx512_ok(f)) return nullptr;
+        static const kernels k = build(GPTNEOX_KERNELS_AVX512);
+        return &k;
+    }
+    default:
+        return nullptr;
+    }
+}
+
+} // namespace gptneox

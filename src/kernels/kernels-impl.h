@@ -1,0 +1,18 @@
+// Internal to src/kernels: how dispatch.cpp builds the per-path tables. Each ISA file exports one
+// function that overwrites the entries it has a faster version of; dispatch.cpp calls it only after
+// detect_cpu() says the CPU (and the OS) support that ISA. Nothing else may call SIMD code directly.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace gptneox {
+
+// Fill every entry with the portable reference code (kernels-scalar.cpp; no intrinsics).
+void fill_kernels_scalar(kernels &k);
+// Overwrite entries with AVX2+FMA+F16C versions (kernels-avx2.cpp).
+void fill_kernels_avx2(kernels &k);
+// Overwrite entries with AVX-512 F/BW/VL/DQ versions; `vnni` selects the VPDPBUSD int8 dots
+// (kernels-avx512.cpp).
+void fill_kernels_avx512(kernels &k, bool vnni);
+
+} // namespace gptneox
