@@ -18,13 +18,16 @@ OBJS     := $(SRCS:%.cpp=$(BUILD)/%.o)
 HDRS     := $(shell find src include -name '*.h')
 CTESTS   := $(shell find src tests/c -name '*_test.cpp' 2>/dev/null | sort)
 
-.PHONY: all lib asan ctest clean format-check
+.PHONY: all lib asan asan-ctest ctest clean
 all: libgptneox.so
 
 lib: libgptneox.so
 
+# Also copied into the package, where neox_cpp/_lib.py looks first (an editable install then always
+# sees the library `make` just built).
 libgptneox.so: $(OBJS)
 	$(CXX) -shared -o $@ $^ $(LDFLAGS)
+	cp -f $@ neox_cpp/libgptneox.so
 
 $(BUILD)/%-avx2.o: %-avx2.cpp $(HDRS)
 	@mkdir -p $(dir $@)
@@ -38,10 +41,14 @@ $(BUILD)/%.o: %.cpp $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-# Sanitizer build: build/asan/libgptneox.so; run the tests against it with `make asan-test`.
+# Sanitizer build: build/asan/libgptneox.so (AddressSanitizer + UBSan); `make asan-ctest` runs the C++
+# unit tests with it; .ci/asan.sh also runs the Python tests against it.
+SAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:
-	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined" \
-	        LDFLAGS="-pthread -fsanitize=address,undefined" build/asan/libgptneox.so
+	$(MAKE) BUILD=build/asan OPT="$(SAN_OPT)" LDFLAGS="-pthread -fsanitize=address,undefined" build/asan/libgptneox.so
+
+asan-ctest:
+	$(MAKE) BUILD=build/asan OPT="$(SAN_OPT)" LDFLAGS="-pthread -fsanitize=address,undefined" ctest
 
 build/asan/libgptneox.so: $(OBJS)
 	$(CXX) -shared -o $@ $^ $(LDFLAGS)
@@ -57,4 +64,4 @@ ctest: $(CTEST_BINS)
 	@set -e; for t in $(CTEST_BINS); do echo "== $$t"; $$t; done
 
 clean:
-	rm -rf build libgptneox.so
+	rm -rf build libgptneox.so neox_cpp/libgptneox.so

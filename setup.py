@@ -22,6 +22,10 @@ class MakeBuildExt(build_ext):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(root, "libgptneox.so"), target)
 
+    def get_ext_filename(self, fullname: str) -> str:
+        # A plain shared library, not a CPython extension: no ABI tag in its name.
+        return os.path.join(*fullname.split(".")) + ".so"
+
 
 setup(
     ext_modules=[Extension("neox_cpp.libgptneox", sources=[])],
