@@ -400,6 +400,168 @@ struct gptneox_perf_data {
 GPTNEOX_API struct gptneox_perf_data gptneox_perf_context(const struct gptneox_context *ctx);
 GPTNEOX_API void gptneox_perf_context_reset(struct gptneox_context *ctx);
 
+/* ---------------------------------------------------------------------------------------------- */
+/* Sampling                                                                                       */
+/*
+ * Shaped like llama.h's sampler API. A sampler is {iface, ctx}; a chain is a sampler that applies the
+ * samplers it holds in order. struct gptneox_sampler and struct gptneox_sampler_i have llama.h's layout
+ * (llama_sampler / llama_sampler_i), so a sampler written for llama.h (e.g. llama-cpp-python's
+ * CustomSampler) can be wrapped with gptneox_sampler_init(its iface, its ctx) and put in a chain.
+ * Unused interface slots may be NULL (they are skipped; NULL apply does nothing).
+ *
+ * Ownership: every gptneox_sampler_init_* and gptneox_sampler_init return a sampler the caller owns
+ * (free with gptneox_sampler_free) until it is added to a chain, which then owns it. Samplers never
+ * refer to a context or model after init, so they may be freed after them.
+ * Failure: init functions return NULL (see gptneox_last_error).
+ * Seeds: GPTNEOX_DEFAULT_SEED (0xFFFFFFFF) means "pick a random seed" (as in llama.h); any other value
+ * gives the same random sequence on every run and platform: the RNG is std::mt19937 (whose output the
+ * C++ standard fixes), and a uniform double in [0, 1) is built from two draws a, b as
+ * ((a >> 5) * 2^26 + (b >> 6)) / 2^53.
+ */
+
+struct gptneox_sampler;
+typedef void *gptneox_sampler_context_t;
+
+/* Same layout as llama.h's llama_token_data (12 bytes). */
+typedef struct gptneox_token_data {
+    gptneox_token id; /* token id */
+    float logit;      /* log-odds of the token */
+    float p;          /* probability of the token (set by samplers that compute it) */
+} gptneox_token_data;
+
+/* Same layout as llama.h's llama_token_data_array (32 bytes). */
+typedef struct gptneox_token_data_array {
+    gptneox_token_data *data; /* samplers may move data forward (xtc) or shrink size; never grow it */
+    size_t size;
+    int64_t selected; /* index into data of the chosen token, -1 before a sampler chose one */
+    bool sorted;      /* data is sorted by logit, descending */
+} gptneox_token_data_array;
+
+/* Same layout as llama.h's llama_sampler_i (96 bytes); reserved[] stands for llama.h's backend_* and
+ * copy_state slots, which are never called. */
+struct gptneox_sampler_i {
+    const char *(*name)(const struct gptneox_sampler *smpl);                   /* may be NULL */
+    void (*accept)(struct gptneox_sampler *smpl, gptneox_token token);         /* may be NULL */
+    void (*apply)(struct gptneox_sampler *smpl, gptneox_token_data_array *cur_p);
+    void (*reset)(struct gptneox_sampler *smpl);                               /* may be NULL */
+    struct gptneox_sampler *(*clone)(const struct gptneox_sampler *smpl);      /* NULL: see _clone */
+    void (*free)(struct gptneox_sampler *smpl);                                /* frees ctx; may be NULL */
+    void *reserved[6];
+};
+
+/* Same layout as llama.h's llama_sampler (16 bytes). */
+struct gptneox_sampler {
+    const struct gptneox_sampler_i *iface;
+    gptneox_sampler_context_t ctx;
+};
+
+/* Same layout as llama.h's llama_logit_bias. */
+typedef struct gptneox_logit_bias {
+    gptneox_token token;
+    float bias;
+} gptneox_logit_bias;
+
+/* A sampler with a caller-provided interface: allocates the {iface, ctx} pair (iface must stay valid
+ * as long as the sampler; ctx is owned as iface->free says). */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init(const struct gptneox_sampler_i *iface,
+                                                         gptneox_sampler_context_t ctx);
+/* A static name ("greedy", "dist", "chain", ...); "?" when the interface has none. */
+GPTNEOX_API const char *gptneox_sampler_name(const struct gptneox_sampler *smpl);
+/* Tell the sampler that `token` was chosen (penalties and dry remember it). */
+GPTNEOX_API void gptneox_sampler_accept(struct gptneox_sampler *smpl, gptneox_token token);
+GPTNEOX_API void gptneox_sampler_apply(struct gptneox_sampler *smpl, gptneox_token_data_array *cur_p);
+/* Back to the state after init (RNGs reseeded, histories emptied). */
+GPTNEOX_API void gptneox_sampler_reset(struct gptneox_sampler *smpl);
+/* A copy with the same state, owned by the caller. A sampler whose iface has no clone is copied only
+ * when its ctx is NULL (same iface, NULL ctx); otherwise NULL is returned. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_clone(const struct gptneox_sampler *smpl);
+/* Free a sampler (iface->free, then the pair); a chain frees the samplers it holds. NULL is a no-op.
+ * Do not free a sampler that is in a chain. */
+GPTNEOX_API void gptneox_sampler_free(struct gptneox_sampler *smpl);
+
+/* Seed of a seeded sampler (the actual one when it was made with GPTNEOX_DEFAULT_SEED); for a chain,
+ * that of its last seeded sampler; GPTNEOX_DEFAULT_SEED for anything else. */
+GPTNEOX_API uint32_t gptneox_sampler_get_seed(const struct gptneox_sampler *smpl);
+
+/* Sample from output `idx` of the context's last decode (idx as in gptneox_get_logits_ith: < 0 counts
+ * from the last output): builds the candidates {id, logit, 0} of every token of the vocabulary in id
+ * order (unsorted) in a buffer the chain keeps, applies `smpl`, accepts the chosen token into `smpl`
+ * and returns it. Returns GPTNEOX_TOKEN_NULL on error (no such output; no sampler chose a token). */
+GPTNEOX_API gptneox_token gptneox_sampler_sample(struct gptneox_sampler *smpl, struct gptneox_context *ctx,
+                                                 int32_t idx);
+
+/* Chains. no_perf is accepted for llama.h's sake (no timings are kept). */
+struct gptneox_sampler_chain_params {
+    bool no_perf;
+};
+GPTNEOX_API struct gptneox_sampler_chain_params gptneox_sampler_chain_default_params(void);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_chain_init(struct gptneox_sampler_chain_params params);
+/* Append `smpl` (the chain takes ownership). Returns 0, or GPTNEOX_STATUS_INVALID_ARGUMENT (NULL, not a
+ * chain, or smpl == chain; smpl stays the caller's). */
+GPTNEOX_API int32_t gptneox_sampler_chain_add(struct gptneox_sampler *chain, struct gptneox_sampler *smpl);
+/* The i-th sampler (still owned by the chain); NULL if out of range. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_chain_get(const struct gptneox_sampler *chain, int32_t i);
+GPTNEOX_API int32_t gptneox_sampler_chain_n(const struct gptneox_sampler *chain);
+/* Take the i-th sampler out of the chain WITHOUT freeing it: the caller owns it again. NULL if out of
+ * range. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_chain_remove(struct gptneox_sampler *chain, int32_t i);
+
+/* Samplers, with llama.cpp's semantics (llama-sampling.cpp):
+ * greedy       selects the candidate with the largest logit (the first one on ties).
+ * dist         softmax over the candidates (p set, normalized), then draws one with the seeded RNG.
+ * top_k        keeps the k largest logits, sorted descending (k <= 0: no-op).
+ * top_p        sorts, softmax; keeps the shortest prefix whose cumulative p >= p and >= min_keep
+ *              tokens (p >= 1: no-op). p is left as computed before truncation.
+ * min_p        keeps tokens with logit >= max logit + ln(p) (at least min_keep; p <= 0: no-op).
+ * typical      locally typical sampling: sorts, softmax, entropy H; orders tokens by |-ln p - H| and
+ *              keeps the shortest prefix with cumulative p > p (and >= min_keep). p >= 1: no-op.
+ * temp         logits /= t; t <= 0 keeps only the largest logit (others set to -inf).
+ * temp_ext     dynamic temperature (delta > 0): t' = (t - delta, clamped at 0) + 2 delta *
+ *              (H / ln n)^exponent, then logits /= t' and p = softmax (sorted); delta <= 0: as temp.
+ * xtc          with probability p (one uniform draw per apply), removes every token with p >= t except
+ *              the least likely of them, if at least min_keep remain (p <= 0, t > 0.5, size < 2: no-op).
+ * top_n_sigma  masks (-inf) tokens with logit < max - n * sigma, sigma the population standard deviation
+ *              of the finite logits (n <= 0: no-op).
+ * mirostat     v1: Zipf exponent s estimated from the m most probable tokens, top-k with
+ *              k = ((s-1) 2^mu / (1 - n_vocab^(1-s)))^(1/s), draw, mu -= eta (surprise - tau); mu starts
+ *              at 2 tau. v2: keeps tokens with surprise -log2 p <= mu (at least one), draw, same update.
+ * penalties    over the last penalty_last_n accepted tokens (0: disabled, < 0: 0): a token seen c times
+ *              gets logit /= repeat (logit > 0) or *= repeat (logit <= 0), then
+ *              logit -= c * freq + present. No-op when repeat == 1, freq == 0, present == 0.
+ * dry          "Don't Repeat Yourself": a token that would extend a repeat of length L >= allowed_length
+ *              of the last penalty_last_n tokens (-1: n_ctx_train, which <= 0 means 4096) gets
+ *              logit -= multiplier * base^(L - allowed_length); sequence breakers (strings) stop repeats
+ *              and are never penalized themselves. multiplier == 0 or base < 1: no-op.
+ * logit_bias   adds bias to the logit of each listed token.
+ */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_greedy(void);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_dist(uint32_t seed);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_top_k(int32_t k);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_top_p(float p, size_t min_keep);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_min_p(float p, size_t min_keep);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_typical(float p, size_t min_keep);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_temp(float t);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_temp_ext(float t, float delta, float exponent);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_xtc(float p, float t, size_t min_keep, uint32_t seed);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_top_n_sigma(float n);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_mirostat(int32_t n_vocab, uint32_t seed, float tau,
+                                                                  float eta, int32_t m);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_mirostat_v2(uint32_t seed, float tau, float eta);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_penalties(int32_t penalty_last_n, float penalty_repeat,
+                                                                   float penalty_freq, float penalty_present);
+/* seq_breakers: num_breakers NUL-terminated UTF-8 strings (each cut to 40 bytes; empty ones ignored); vocab
+ * (used to find the tokens of the breakers) may be NULL when num_breakers is 0. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_dry(const struct gptneox_vocab *vocab, int32_t n_ctx_train,
+                                                             float dry_multiplier, float dry_base,
+                                                             int32_t dry_allowed_length, int32_t dry_penalty_last_n,
+                                                             const char **seq_breakers, size_t num_breakers);
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_logit_bias(int32_t n_vocab, int32_t n_logit_bias,
+                                                                    const gptneox_logit_bias *logit_bias);
+/* Grammar (GBNF) sampling is not implemented in this build: always returns NULL with
+ * GPTNEOX_STATUS_UNSUPPORTED. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_grammar(const struct gptneox_vocab *vocab,
+                                                                 const char *grammar_str, const char *grammar_root);
+
 #ifdef __cplusplus
 }
 #endif

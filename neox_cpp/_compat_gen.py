@@ -128,7 +128,7 @@ def generate_types(tree: ast.Module) -> str:
 
 
 # The modules that define the functions our engine backs (no stub is generated for those).
-BACKED_MODULES = ("_compat_model.py", "_compat_context.py")
+BACKED_MODULES = ("_compat_model.py", "_compat_context.py", "_compat_sampling.py")
 
 
 def backed_names() -> List[str]:

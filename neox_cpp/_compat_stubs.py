@@ -23,10 +23,6 @@ def llama_version() -> NoReturn:
     raise _not_implemented("llama_version")
 
 
-def llama_sampler_chain_default_params() -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_default_params")
-
-
 def llama_model_quantize_default_params() -> NoReturn:
     raise _not_implemented("llama_model_quantize_default_params")
 
@@ -325,104 +321,8 @@ def llama_set_sampler(ctx: Any, seq_id: Any, smpl: Any, /) -> NoReturn:
     raise _not_implemented("llama_set_sampler")
 
 
-def llama_sampler_init(iface: Any, ctx: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init")
-
-
-def llama_sampler_name(smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_name")
-
-
-def llama_sampler_accept(smpl: Any, token: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_accept")
-
-
-def llama_sampler_apply(smpl: Any, cur_p: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_apply")
-
-
-def llama_sampler_reset(smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_reset")
-
-
-def llama_sampler_clone(smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_clone")
-
-
 def llama_sampler_copy(src: Any, dst: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_copy")
-
-
-def llama_sampler_free(smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_free")
-
-
-def llama_sampler_chain_init(params: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_init")
-
-
-def llama_sampler_chain_add(chain: Any, smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_add")
-
-
-def llama_sampler_chain_get(chain: Any, i: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_get")
-
-
-def llama_sampler_chain_n(chain: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_n")
-
-
-def llama_sampler_chain_remove(chain: Any, i: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_chain_remove")
-
-
-def llama_sampler_init_greedy() -> NoReturn:
-    raise _not_implemented("llama_sampler_init_greedy")
-
-
-def llama_sampler_init_dist(seed: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_dist")
-
-
-def llama_sampler_init_top_k(k: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_top_k")
-
-
-def llama_sampler_init_top_p(p: Any, min_keep: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_top_p")
-
-
-def llama_sampler_init_min_p(p: Any, min_keep: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_min_p")
-
-
-def llama_sampler_init_typical(p: Any, min_keep: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_typical")
-
-
-def llama_sampler_init_temp(t: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_temp")
-
-
-def llama_sampler_init_temp_ext(t: Any, delta: Any, exponent: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_temp_ext")
-
-
-def llama_sampler_init_xtc(p: Any, t: Any, min_keep: Any, seed: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_xtc")
-
-
-def llama_sampler_init_top_n_sigma(n: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_top_n_sigma")
-
-
-def llama_sampler_init_mirostat(n_vocab: Any, seed: Any, tau: Any, eta: Any, m: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_mirostat")
-
-
-def llama_sampler_init_mirostat_v2(seed: Any, tau: Any, eta: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_mirostat_v2")
 
 
 def llama_sampler_init_grammar(vocab: Any, grammar_str: Any, grammar_root: Any, /) -> NoReturn:
@@ -455,43 +355,12 @@ def llama_sampler_init_grammar_lazy_patterns(
     raise _not_implemented("llama_sampler_init_grammar_lazy_patterns")
 
 
-def llama_sampler_init_penalties(
-    n_vocab: Any, penalty_last_n: Any, penalty_repeat: Any, penalty_freq: Any, penalty_present: Any, /
-) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_penalties")
-
-
-def llama_sampler_init_dry(
-    vocab: Any,
-    dry_multiplier: Any,
-    dry_base: Any,
-    dry_allowed_length: Any,
-    dry_penalty_last_n: Any,
-    seq_breakers: Any,
-    num_breakers: Any,
-    /,
-) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_dry")
-
-
 def llama_sampler_init_adaptive_p(target: Any, decay: Any, seed: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_init_adaptive_p")
 
 
-def llama_sampler_init_logit_bias(n_vocab: Any, n_logit_bias: Any, logit_bias: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_logit_bias")
-
-
 def llama_sampler_init_infill(vocab: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_init_infill")
-
-
-def llama_sampler_get_seed(smpl: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_get_seed")
-
-
-def llama_sampler_sample(smpl: Any, ctx: Any, idx: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_sample")
 
 
 def llama_split_path(
@@ -508,18 +377,6 @@ def llama_split_prefix(
 
 def llama_log_get(log_callback: Any, user_data: Any, /) -> NoReturn:
     raise _not_implemented("llama_log_get")
-
-
-def llama_perf_sampler(chain: Any, /) -> NoReturn:
-    raise _not_implemented("llama_perf_sampler")
-
-
-def llama_perf_sampler_print(chain: Any, /) -> NoReturn:
-    raise _not_implemented("llama_perf_sampler_print")
-
-
-def llama_perf_sampler_reset(chain: Any, /) -> NoReturn:
-    raise _not_implemented("llama_perf_sampler_reset")
 
 
 def llama_opt_param_filter_all(tensor: Any, userdata: Any, /) -> NoReturn:

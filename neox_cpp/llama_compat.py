@@ -20,7 +20,7 @@ import warnings  # noqa: F401
 from types import ModuleType
 from typing import Dict, List
 
-from neox_cpp import _compat_context, _compat_model, _compat_stubs, _compat_types
+from neox_cpp import _compat_context, _compat_model, _compat_sampling, _compat_stubs, _compat_types
 
 byref = ctypes.byref
 
@@ -31,7 +31,7 @@ def _public(module: ModuleType) -> Dict[str, object]:
 
 def _backed_functions() -> Dict[str, object]:
     out: Dict[str, object] = {}
-    for module in (_compat_model, _compat_context):
+    for module in (_compat_model, _compat_context, _compat_sampling):
         for name, value in vars(module).items():
             if (
                 name.startswith("llama_")

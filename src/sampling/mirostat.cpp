@@ -1,0 +1,110 @@
+// Mirostat v1 and v2 (Basu et al., "Mirostat: A Neural Text Decoding Algorithm that Directly Controls
+// Perplexity"): adaptive truncation steering the observed surprise towards tau.
+#include <algorithm>
+#include <cmath>
+#include <climits>
+
+#include "common/status.h"
+#include "sampling/sampling.h"
+
+namespace gptneox::sampling {
+
+namespace {
+
+class mirostat final : public cloneable<mirostat> {
+public:
+    mirostat(int32_t n_vocab, uint32_t seed, float tau, float eta, int32_t m)
+        : n_vocab_(n_vocab), tau_(tau), eta_(eta), m_(m), mu_(2.0f * tau), rng_(seed) {}
+    const char *name() const override { return "mirostat"; }
+    void apply(gptneox_token_data_array *cur) override {
+        if (cur->size == 0) {
+            cur->selected = -1;
+            return;
+        }
+        softmax(cur, true);
+        // Zipf exponent from the m most probable tokens (least squares through the origin).
+        float sum_tb = 0.0f, sum_tt = 0.0f;
+        for (size_t i = 0; i + 1 < (size_t)m_ && i + 1 < cur->size; ++i) {
+            const float t = std::log(float(i + 2) / float(i + 1));
+            const float b = std::log(cur->data[i].p / cur->data[i + 1].p);
+            sum_tb += t * b;
+            sum_tt += t * t;
+        }
+        double k = 1.0;
+        if (sum_tt > 0.0f) {
+            const float s_hat = sum_tb / sum_tt;
+            const float eps = s_hat - 1.0f;
+            k = std::pow((eps * std::pow(2.0f, mu_)) / (1.0f - std::pow((float)n_vocab_, -eps)), 1.0f / s_hat);
+        }
+        if (!(k >= 1.0)) k = 1.0; // NaN or < 1
+        keep_top_k(cur, k >= double(INT_MAX) ? INT_MAX : (int64_t)k);
+        softmax(cur, true);
+        const int64_t idx = draw(cur, rng_.uniform());
+        cur->selected = idx;
+        const float surprise = -std::log2(cur->data[idx].p);
+        mu_ -= eta_ * (surprise - tau_);
+    }
+    void reset() override {
+        mu_ = 2.0f * tau_;
+        rng_.reseed(rng_.requested());
+    }
+    bool seed(uint32_t &out) const override {
+        out = rng_.seed();
+        return true;
+    }
+
+private:
+    int32_t n_vocab_;
+    float tau_, eta_;
+    int32_t m_;
+    float mu_;
+    rng rng_;
+};
+
+class mirostat_v2 final : public cloneable<mirostat_v2> {
+public:
+    mirostat_v2(uint32_t seed, float tau, float eta) : tau_(tau), eta_(eta), mu_(2.0f * tau), rng_(seed) {}
+    const char *name() const override { return "mirostat-v2"; }
+    void apply(gptneox_token_data_array *cur) override {
+        if (cur->size == 0) {
+            cur->selected = -1;
+            return;
+        }
+        softmax(cur, true);
+        size_t keep = 0;
+        while (keep < cur->size && !(-std::log2(cur->data[keep].p) > mu_)) ++keep;
+        cur->size = std::max<size_t>(keep, 1);
+        softmax(cur, true);
+        const int64_t idx = draw(cur, rng_.uniform());
+        cur->selected = idx;
+        const float surprise = -std::log2(cur->data[idx].p);
+        mu_ -= eta_ * (surprise - tau_);
+    }
+    void reset() override {
+        mu_ = 2.0f * tau_;
+        rng_.reseed(rng_.requested());
+    }
+    bool seed(uint32_t &out) const override {
+        out = rng_.seed();
+        return true;
+    }
+
+private:
+    float tau_, eta_;
+    float mu_;
+    rng rng_;
+};
+
+} // namespace
+
+std::unique_ptr<sampler_base> make_mirostat(int32_t n_vocab, uint32_t seed, float tau, float eta, int32_t m) {
+    if (n_vocab <= 0) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "mirostat: n_vocab must be positive (%d)", n_vocab);
+    if (m < 1) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "mirostat: m must be at least 1 (%d)", m);
+    return std::make_unique<mirostat>(n_vocab, seed, tau, eta, m);
+}
+
+std::unique_ptr<sampler_base> make_mirostat_v2(uint32_t seed, float tau, float eta) {
+    return std::make_unique<mirostat_v2>(seed, tau, eta);
+}
+
+} // namespace gptneox::sampling
