@@ -34,7 +34,10 @@ def llama_cpp() -> Any:
     """The private llama_cpp package running on neox_cpp (llama_cpp.Llama, llama_cpp.llama_chat_format...)."""
     from neox_cpp import _peer
 
-    return _peer.load()
+    pkg = _peer.load()
+    from neox_cpp import llama  # noqa: F401  (installs neox_cpp.llama.Llama and the chat formats)
+
+    return pkg
 
 
 def patch() -> None:
@@ -42,6 +45,7 @@ def patch() -> None:
     or after llama_cpp was imported; objects already taken from a real llama_cpp are not replaced)."""
     from neox_cpp import _peer
 
+    llama_cpp()
     _peer.patch()
 
 

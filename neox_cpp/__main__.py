@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type", choices=OUT_TYPES)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_quantize)
+
+    from .cli import add_subcommands
+
+    add_subcommands(sub)  # run, chat
     return parser
 
 

@@ -170,7 +170,11 @@ def llama_synchronize(ctx: Any, /) -> None:
 
 
 def llama_batch_init(n_tokens: Any, embd: Any, n_seq_max: Any, /) -> llama_batch:
-    return llama_batch.from_buffer_copy(_n.gptneox_batch_init(n_tokens, embd, n_seq_max))
+    # Llama passes n_seq_max = n_ctx; a token can belong to at most MAX_PARALLEL_SEQUENCES sequences.
+    from neox_cpp._compat_model import MAX_PARALLEL_SEQUENCES
+
+    n_seq = min(max(int(n_seq_max), 1), MAX_PARALLEL_SEQUENCES)
+    return llama_batch.from_buffer_copy(_n.gptneox_batch_init(n_tokens, embd, n_seq))
 
 
 def llama_batch_free(batch: Any, /) -> None:

@@ -43,7 +43,8 @@ def _direct_logits(path: Path, tokens: List[int]) -> np.ndarray:
 
 def test_llama_is_llama_cpp_pythons_class() -> None:
     Llama = neox_cpp.Llama
-    assert Llama.__module__ == "llama_cpp.llama"
+    # neox_cpp.llama.Llama: a thin subclass of llama-cpp-python's own class (streaming fix)
+    assert Llama.__module__ == "neox_cpp.llama" and Llama.__mro__[1].__module__ == "llama_cpp.llama"
     assert Llama.__name__ == "Llama"
     assert callable(Llama.create_completion)
 
@@ -195,7 +196,8 @@ def test_an_existing_llama_cpp_module_is_restored_exactly() -> None:
         from neox_cpp import Llama
         assert sys.modules["llama_cpp"] is fake and sys.modules["llama_cpp.llama"] is fake_sub
         assert {k for k in sys.modules if k.startswith("llama_cpp")} == {"llama_cpp", "llama_cpp.llama"}
-        assert Llama.__module__ == "llama_cpp.llama" and Llama is not getattr(fake_sub, "Llama", None)
+        assert Llama.__mro__[1].__module__ == "llama_cpp.llama"
+        assert Llama is not getattr(fake_sub, "Llama", None)
         print("restored")
         """
     )
