@@ -254,9 +254,10 @@ RINNA_TEMPLATE = (
 
 REDPAJAMA_CHAT_TEMPLATE = (
     "{%- for m in messages -%}"
+    # `{% elif`/`{% endif` without '-' on the left: a '-' there would strip the preceding newline.
     "{%- if m['role'] == 'user' -%}<human>: {{ m['content'] }}\n"
-    "{%- elif m['role'] == 'assistant' -%}<bot>: {{ m['content'] }}\n"
-    "{%- endif -%}"
+    "{% elif m['role'] == 'assistant' -%}<bot>: {{ m['content'] }}\n"
+    "{% endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}<bot>:{%- endif -%}"
 )
@@ -270,8 +271,8 @@ DOLLY_TEMPLATE = (
     "{%- for m in messages -%}"
     "{%- if m['role'] == 'user' -%}"
     "{{ ns.intro }}\n\n### Instruction:\n{{ m['content'] }}\n\n### Response:\n"
-    "{%- elif m['role'] == 'assistant' -%}{{ m['content'] }}\n\n### End\n\n"
-    "{%- endif -%}"
+    "{% elif m['role'] == 'assistant' -%}{{ m['content'] }}\n\n### End\n\n"
+    "{% endif -%}"
     "{%- endfor -%}"
 )
 
