@@ -76,10 +76,13 @@ def _training_text(out: Path) -> Path:
 
 def train_spm(model_type: str = "unigram", normalization: str = "identity", vocab_size: int = 4000,
               add_dummy_prefix: bool = False, remove_extra_whitespaces: bool = False,
-              byte_fallback: bool = True) -> Path:
-    opts = dict(model_type=model_type, normalization=normalization, vocab_size=vocab_size,
-                add_dummy_prefix=add_dummy_prefix, remove_extra_whitespaces=remove_extra_whitespaces,
-                byte_fallback=byte_fallback)
+              byte_fallback: bool = True, split_by_whitespace: bool = True) -> Path:
+    opts: Dict[str, Any] = dict(
+        model_type=model_type, normalization=normalization, vocab_size=vocab_size,
+        add_dummy_prefix=add_dummy_prefix, remove_extra_whitespaces=remove_extra_whitespaces,
+        byte_fallback=byte_fallback)
+    if not split_by_whitespace:  # only when not the default, so cached tokenizers keep their keys
+        opts["split_by_whitespace"] = False
 
     def build(out: Path) -> None:
         import sentencepiece as spm
@@ -91,6 +94,7 @@ def train_spm(model_type: str = "unigram", normalization: str = "identity", voca
             add_dummy_prefix=add_dummy_prefix, remove_extra_whitespaces=remove_extra_whitespaces,
             normalization_rule_name=normalization, pad_id=0, unk_id=1, bos_id=2, eos_id=3,
             pad_piece="[PAD]", max_sentence_length=100000, num_threads=2, minloglevel=2,
+            split_by_whitespace=split_by_whitespace,
         )
         text.unlink()
         (out / "spiece.vocab").unlink()
@@ -206,7 +210,8 @@ class Engine:
             self._buf = (ctypes.c_int32 * (-n))()
             n = self.lib.gptneox_vocab_tokenize(self.vocab, data, len(data), self._buf, len(self._buf),
                                                 add_special, parse_special)
-        return list(self._buf[:n])
+        # memoryview.tolist() builds the list in C (a ctypes slice goes element by element)
+        return memoryview(self._buf).cast("B").cast("i")[:n].tolist()
 
     def decode(self, ids: Sequence[int], remove_special: bool = False,
                unparse_special: bool = False) -> bytes:
@@ -389,4 +394,37 @@ def corpus(seed: int, n: int = N_CORPUS, specials: Sequence[str] = SPECIALS) -> 
     # every block at least once
     for i, chars in enumerate(blocks):
         out.append("".join(chars[(i + j) % len(chars)] for j in range(8)))
+    return out
+
+
+def long_texts(seed: int, n: int = 60, max_len: int = 20000) -> List[str]:
+    """Long strings (2k-max_len characters): windows of the Japanese and English texts, generated corpus
+    strings joined by newlines, spaces or nothing, and whitespace-heavy text. Long inputs are where the
+    engine cuts the unigram lattice into chunks, so they check that the cuts never change a token."""
+    rng = random.Random(seed)
+    ja, en = ja_text(), en_text()
+    short = corpus(seed + 1, n=3000)
+    out: List[str] = []
+    for i in range(n):
+        kind = i % 5
+        k = rng.randint(2000, max_len)
+        if kind == 0:
+            j = rng.randrange(0, len(ja) - k)
+            out.append(ja[j:j + k])
+        elif kind == 1:
+            j = rng.randrange(0, len(en) - k)
+            out.append(en[j:j + k])
+        elif kind == 2:
+            parts: List[str] = []
+            while sum(len(p) for p in parts) < k:
+                parts.append(rng.choice(short))
+            out.append(rng.choice(["\n", " ", "", "  ", "\n\n"]).join(parts))
+        elif kind == 3:
+            words = ["word", "語", "x1", ".", "\n", "<NL>", "▁", "\t", "テスト", "a b"]
+            out.append("".join(rng.choice(SPACES) * rng.randint(1, 5) if rng.random() < 0.4
+                               else rng.choice(words) for _ in range(k // 3)))
+        else:  # one window of each text, with the text's own newlines turned into spaces
+            j = rng.randrange(0, len(ja) - k)
+            e = rng.randrange(0, len(en) - k)
+            out.append(ja[j:j + k // 2].replace("\n", " ") + en[e:e + k // 2].replace("\n", " "))
     return out

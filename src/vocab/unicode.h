@@ -56,6 +56,29 @@ inline size_t utf8_len_lead(uint8_t b) {
 // Returns the code point and sets *len; on malformed input returns 0xFFFD with *len = 1 and *ok = false.
 uint32_t decode_utf8(const char *s, size_t n, size_t *len, bool *ok);
 
+// Length of the valid UTF-8 character at s[0..n) by decode_utf8's rules, or 0 if it is malformed (n > 0).
+inline size_t utf8_valid_len(const char *s, size_t n) {
+    const uint8_t *p = (const uint8_t *)s;
+    const uint8_t b = p[0];
+    if (b < 0x80) return 1;
+    auto trail = [](uint8_t c) { return (c & 0xC0) == 0x80; };
+    if (b < 0xC2) return 0; // stray continuation byte or overlong 2-byte lead
+    if (b < 0xE0) return (n >= 2 && trail(p[1])) ? 2 : 0;
+    if (b < 0xF0) {
+        if (n < 3 || !trail(p[1]) || !trail(p[2])) return 0;
+        if (b == 0xE0 && p[1] < 0xA0) return 0; // overlong
+        if (b == 0xED && p[1] >= 0xA0) return 0; // surrogate
+        return 3;
+    }
+    if (b < 0xF5) {
+        if (n < 4 || !trail(p[1]) || !trail(p[2]) || !trail(p[3])) return 0;
+        if (b == 0xF0 && p[1] < 0x90) return 0; // overlong
+        if (b == 0xF4 && p[1] >= 0x90) return 0; // > U+10FFFF
+        return 4;
+    }
+    return 0;
+}
+
 void append_utf8(std::string &out, uint32_t cp);
 
 // NFC of `in` appended to `out`. Invalid UTF-8 bytes are passed through unchanged. Fast path when no

@@ -81,8 +81,8 @@ struct vocab_impl {
 
     // Tokens matched in the text before the algorithm runs: control (and unknown) tokens when
     // parse_special is set; for byte-level BPE also user-defined (added) tokens, always.
-    hash_trie control_trie;
-    hash_trie added_trie; // byte-level BPE: user-defined tokens, matched after normalization
+    byte_trie control_trie;
+    byte_trie added_trie; // byte-level BPE: user-defined tokens, matched after normalization
 
     // sentencepiece
     bool add_dummy_prefix = true, remove_extra_ws = false, escape_ws = true, ws_suffix = false;
@@ -92,11 +92,16 @@ struct vocab_impl {
     darts_view charsmap;
     const char *charsmap_pool = nullptr;
     size_t charsmap_pool_size = 0;
-    hash_trie pieces;       // NORMAL, USER_DEFINED, UNUSED pieces
-    hash_trie user_defined; // USER_DEFINED pieces (normalizer prefix matcher)
+    byte_trie pieces;       // NORMAL, USER_DEFINED, UNUSED pieces; aux: Viterbi score (NaN: unused)
+    byte_trie user_defined; // USER_DEFINED pieces (normalizer prefix matcher)
     std::unordered_map<std::string, int32_t> reserved; // CONTROL, UNKNOWN, BYTE pieces by text
     float min_score = 0, max_score = 0;
-    std::vector<float> viterbi_score; // unigram: score per piece (user-defined: by length), NaN if unused
+    // Unigram lattice cuts: no usable piece holds ASCII byte b (split_ascii[b]) or U+2581 (split_space)
+    // anywhere but at its start, so no piece spans a position where that character begins, and the
+    // Viterbi can finish the text before it and go on from its score with identical arithmetic.
+    bool split_ascii[128] = {};
+    bool split_space = false;
+    size_t max_piece_len = 0;
     int32_t byte_piece[256];
 
     // byte-level BPE

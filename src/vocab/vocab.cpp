@@ -128,14 +128,6 @@ void build(vocab_impl &v, vocab_source &src) {
         for (size_t i = 0; i < n; ++i) {
             const int32_t t = v.types[i];
             const std::string &s = v.tok_text[i];
-            if (t == SP_UNUSED && is_pad_name(s, (int32_t)i)) {
-                // converter filler past the tokenizer's size: never matched
-            } else if (t == SP_NORMAL || t == SP_USER_DEFINED || t == SP_UNUSED) {
-                v.pieces.insert(s, (int32_t)i);
-                if (t == SP_USER_DEFINED) v.user_defined.insert(s, (int32_t)i);
-            } else {
-                v.reserved.emplace(s, (int32_t)i);
-            }
             if (t == SP_NORMAL) {
                 have_normal = true;
                 min_s = std::min(min_s, v.scores[i]);
@@ -148,14 +140,35 @@ void build(vocab_impl &v, vocab_source &src) {
             if (t == SP_UNKNOWN && v.unk == GPTNEOX_TOKEN_NULL) v.unk = (int32_t)i;
         }
         v.min_score = have_normal ? min_s : 0.0f;
-        v.viterbi_score.assign(n, 0.0f);
+        // Pieces with their Viterbi score (user-defined: by length, as sentencepiece scores them; unused:
+        // NaN, never taken). Bytes that occur inside a usable piece (not at its start) tell where the
+        // lattice can be cut (see split_ascii).
+        bool interior[256] = {};
+        bool space_interior = false;
         for (size_t i = 0; i < n; ++i) {
             const int32_t t = v.types[i];
-            if (t == SP_UNUSED) v.viterbi_score[i] = std::numeric_limits<float>::quiet_NaN();
-            else if (t == SP_USER_DEFINED)
-                v.viterbi_score[i] = (float)((double)((float)v.tok_text[i].size() * v.max_score) - 0.1);
-            else v.viterbi_score[i] = v.scores[i];
+            const std::string &s = v.tok_text[i];
+            if (t == SP_UNUSED && is_pad_name(s, (int32_t)i)) continue; // converter filler past the tokenizer's size
+            if (t != SP_NORMAL && t != SP_USER_DEFINED && t != SP_UNUSED) {
+                v.reserved.emplace(s, (int32_t)i);
+                continue;
+            }
+            float sc = v.scores[i];
+            if (t == SP_UNUSED) sc = std::numeric_limits<float>::quiet_NaN();
+            else if (t == SP_USER_DEFINED) sc = (float)((double)((float)s.size() * v.max_score) - 0.1);
+            v.pieces.insert(s, (int32_t)i, sc);
+            if (t == SP_USER_DEFINED) v.user_defined.insert(s, (int32_t)i);
+            if (t == SP_UNUSED || s.empty()) continue;
+            v.max_piece_len = std::max(v.max_piece_len, s.size());
+            for (size_t k = 1; k < s.size(); ++k) {
+                interior[(uint8_t)s[k]] = true;
+                // U+2581 (E2 96 81) starting at k, or a piece ending inside such a sequence
+                const std::string_view tail(s.data() + k, std::min<size_t>(3, s.size() - k));
+                if (std::string_view(SPACE_SYMBOL).substr(0, tail.size()) == tail) space_interior = true;
+            }
         }
+        for (int b = 0; b < 128; ++b) v.split_ascii[b] = !interior[b];
+        v.split_space = !space_interior;
         v.pieces.finish();
         v.user_defined.finish();
         bool all_bytes = true;
