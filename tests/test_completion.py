@@ -226,6 +226,8 @@ def test_logits_processor_really_bans_a_token(llm: Any) -> None:
         if len(greedy) == 12:
             break
     banned = greedy[0]
+    gc.collect()
+    foreign_before = len(_compat_sampling._foreign)  # other tests' Llama objects may still hold theirs
 
     def ban(input_ids: np.ndarray, logits: np.ndarray) -> np.ndarray:
         logits[banned] = -np.inf
@@ -241,7 +243,7 @@ def test_logits_processor_really_bans_a_token(llm: Any) -> None:
     # no wrapper of the Python sampler is left behind once the chains are gone (llama-cpp-python's
     # LlamaSampler is freed by the cyclic GC; the model keeps its last chain)
     gc.collect()
-    assert len(_compat_sampling._foreign) <= 1
+    assert len(_compat_sampling._foreign) <= foreign_before + 1
 
 
 def test_stopping_criteria(llm: Any, ascii_only: Any) -> None:

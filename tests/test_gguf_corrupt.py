@@ -440,3 +440,12 @@ def test_check_tensors_finds_nan(tmp_path: Path, matrix_type: str) -> None:
         check_tensors=True,
         status=_lib.GPTNEOX_STATUS_FORMAT,
     )
+
+
+def test_messages_are_valid_utf8_whatever_bytes_the_file_holds(tmp_path: Path) -> None:
+    # A key name that is not UTF-8, followed by an unknown value type: the message quotes the name with
+    # the bad byte escaped, so Python (and llama-cpp-python's log callback) can decode it.
+    key = b"bad\xbe\xffkey"
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key + struct.pack("<I", 99)
+    err = expect_error(patched(tmp_path, data))
+    assert "bad\\xBE\\xFFkey" in str(err)
