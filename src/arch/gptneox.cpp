@@ -174,19 +174,33 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
             float *out = rs.att.data() + size_t(t) * n + size_t(h) * hd;         // [hd]
             const int32_t p = ub.pos[t], s = ub.seq[t];
             // scores over the visible cells (same sequence, position <= p), -inf elsewhere
-            for (uint32_t j = 0; j < n_kv; j++) {
-                const kv_cell &c = cache.cell(j);
-                if (c.empty() || !c.has(s) || c.pos > p) {
-                    sc[j] = -std::numeric_limits<float>::infinity();
-                    continue;
+            if (k16 && k.attn_scores_f16) { // the same dots, in one kernel call over the cells
+                for (uint32_t j = 0; j < n_kv; j++) {
+                    const kv_cell &c = cache.cell(j);
+                    sc[j] = c.empty() || !c.has(s) || c.pos > p ? -std::numeric_limits<float>::infinity() : 0.0f;
                 }
-                const void *kr = static_cast<const uint8_t *>(cache.k_row(layer, j)) +
-                                 size_t(h) * hd * (k16 ? 2 : 4);
-                sc[j] = scale * (k16 ? k.dot_f32_f16(hd, q, static_cast<const uint16_t *>(kr))
-                                     : k.dot_f32(hd, q, static_cast<const float *>(kr)));
+                k.attn_scores_f16(hd, q, static_cast<const uint16_t *>(cache.k_row(layer, 0)) + size_t(h) * hd,
+                                  cache.k_row_bytes() / 2, n_kv, scale, sc);
+            } else {
+                for (uint32_t j = 0; j < n_kv; j++) {
+                    const kv_cell &c = cache.cell(j);
+                    if (c.empty() || !c.has(s) || c.pos > p) {
+                        sc[j] = -std::numeric_limits<float>::infinity();
+                        continue;
+                    }
+                    const void *kr = static_cast<const uint8_t *>(cache.k_row(layer, j)) +
+                                     size_t(h) * hd * (k16 ? 2 : 4);
+                    sc[j] = scale * (k16 ? k.dot_f32_f16(hd, q, static_cast<const uint16_t *>(kr))
+                                         : k.dot_f32(hd, q, static_cast<const float *>(kr)));
+                }
             }
             softmax(sc, n_kv);
             // out = sum_j sc[j] * v_j
+            if (v16 && k.attn_values_f16) {
+                k.attn_values_f16(hd, sc, static_cast<const uint16_t *>(cache.v_row(layer, 0)) + size_t(h) * hd,
+                                  cache.v_row_bytes() / 2, n_kv, out);
+                continue;
+            }
             std::fill(out, out + hd, 0.0f);
             for (uint32_t j = 0; j < n_kv; j++) {
                 if (sc[j] == 0.0f) continue;
@@ -258,8 +272,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
                        hp.norm_eps);
         });
         // ff = gelu(Wup xn + bup)                                         [T][f]
-        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch);
-        for_tokens(pool, nt, T, [&](int32_t t) { gelu(&rs.ff[size_t(t) * f], f); });
+        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch, gelu);
         // ff_out = Wdown ff + bdown                                       [T][n]
         matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, f, rs.ff_out.data(), n, rs.mm_scratch);
 

@@ -21,6 +21,7 @@ kernels build(enum gptneox_kernel_path path) {
     } else if (path == GPTNEOX_KERNELS_AVX512) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);
+        if (f.avx512vnni) fill_gemm_avx512_vnni(k);
     }
     k.path = path;
     return k;

@@ -59,21 +59,6 @@ float dot_f32_f16(int64_t n, const float *a, const uint16_t *b) {
     return s;
 }
 
-float dot_f32_bf16(int64_t n, const float *a, const uint16_t *b) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_bf16(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_bf16(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load_bf16(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load_bf16(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_bf16(b + i), s0);
-    float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += a[i] * bf16_to_fp32(b[i]);
-    return s;
-}
-
 void axpy_f16(int64_t n, float s, const uint16_t *x, float *y) {
     __m256 vs = _mm256_set1_ps(s);
     int64_t i = 0;
@@ -105,57 +90,70 @@ void f16_to_f32_row(const uint16_t *x, float *y, int64_t n) {
 
 // ---- F32 / F16 / BF16 weights ----
 
-float f32_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32(n, static_cast<const float *>(a), static_cast<const float *>(w));
-}
 void f16_to_float(const void *x, float *y, int64_t n) { f16_to_f32_row(static_cast<const uint16_t *>(x), y, n); }
 void f16_from_float(const float *x, void *y, int64_t n) { f32_to_f16_row(x, static_cast<uint16_t *>(y), n); }
-float f16_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32_f16(n, static_cast<const float *>(a), static_cast<const uint16_t *>(w));
-}
 void bf16_to_float(const void *x, float *y, int64_t n) {
     const uint16_t *h = static_cast<const uint16_t *>(x);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, load_bf16(h + i));
     for (; i < n; i++) y[i] = bf16_to_fp32(h[i]);
 }
-float bf16_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32_bf16(n, static_cast<const float *>(a), static_cast<const uint16_t *>(w));
-}
 
-// One f32/f16/bf16 weight row against 4 f32 activation rows: each weight vector is loaded (converted)
-// once and used 4 times. Load(i) gives 8 weights as f32; Scalar(i) one (the tail).
-template <typename Load, typename Scalar>
-inline void float_x4(int64_t n, const void *a, size_t a_stride, float *out, Load load, Scalar scalar) {
-    const float *y[4];
+// One f32/f16/bf16 weight row against N f32 activation rows: each weight vector is loaded (converted)
+// once and used N times. Load(i) gives 8 weights as f32; Scalar(i) one (the tail). vec_dot (N = 1)
+// and vec_dot_x4 (N = 4) are this one code, so a token's result does not depend on how many tokens
+// share the call (batch size never changes logits). Two accumulators per row (even / odd vectors).
+template <int N, typename Load, typename Scalar>
+inline void float_xn(int64_t n, const void *a, size_t a_stride, float *out, Load load, Scalar scalar) {
+    const float *y[N];
     #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) y[j] = reinterpret_cast<const float *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int j = 0; j < N; j++) y[j] = reinterpret_cast<const float *>(static_cast<const uint8_t *>(a) + j * a_stride);
+    __m256 acc0[N], acc1[N];
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) acc0[j] = acc1[j] = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 wv = load(i);
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(y[j] + i), acc[j]);
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = load(i), w1 = load(i + 8);
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) {
+            acc0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y[j] + i), acc0[j]);
+            acc1[j] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y[j] + i + 8), acc1[j]);
+        }
     }
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) {
-        out[j] = hsum(acc[j]);
-        for (int64_t r = i; r < n; r++) out[j] += scalar(r) * y[j][r];
+    if (i + 8 <= n) {
+        const __m256 w0 = load(i);
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) acc0[j] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y[j] + i), acc0[j]);
+        i += 8;
+    }
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) {
+        float s = hsum(_mm256_add_ps(acc0[j], acc1[j]));
+        for (int64_t r = i; r < n; r++) s += scalar(r) * y[j][r];
+        out[j] = s;
     }
 }
 
-void f32_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void f32_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const float *x = static_cast<const float *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return _mm256_loadu_ps(x + i); }, [x](int64_t i) { return x[i]; });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return _mm256_loadu_ps(x + i); }, [x](int64_t i) { return x[i]; });
 }
-void f16_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void f16_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const uint16_t *x = static_cast<const uint16_t *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return load_f16(x + i); }, [x](int64_t i) { return h2f(x[i]); });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return load_f16(x + i); }, [x](int64_t i) { return h2f(x[i]); });
 }
-void bf16_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void bf16_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const uint16_t *x = static_cast<const uint16_t *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return load_bf16(x + i); },
-             [x](int64_t i) { return bf16_to_fp32(x[i]); });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return load_bf16(x + i); },
+                [x](int64_t i) { return bf16_to_fp32(x[i]); });
+}
+
+// vec_dot as the one-row case of an N-row kernel.
+template <void (*F)(int64_t, const void *, const void *, size_t, float *)>
+float one_row(int64_t n, const void *w, const void *a) {
+    float v;
+    F(n, w, a, 0, &v);
+    return v;
 }
 
 // ---- Q8_0 / Q4_0 ----
@@ -217,28 +215,6 @@ inline __m256i dot_i8(__m256i w, __m256i a) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-float q8_0_vec_dot(int64_t n, const void *w, const void *a) {
-    const block_q8_0 *x = static_cast<const block_q8_0 *>(w);
-    const block_q8_0 *y = static_cast<const block_q8_0 *>(a);
-    int64_t nb = n / QK8_0, ib = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; ib + 2 <= nb; ib += 2) {
-        __m256i p0 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs)),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib].qs)));
-        __m256i p1 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib + 1].qs)),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib + 1].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1),
-                               _mm256_set1_ps(h2f(x[ib + 1].d) * h2f(y[ib + 1].d)), acc1);
-    }
-    for (; ib < nb; ib++) {
-        __m256i p0 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs)),
-                            _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)), acc0);
-    }
-    return hsum(_mm256_add_ps(acc0, acc1));
-}
-
 // 32 signed 4-bit values of a Q4_0 block as int8 in element order (low nibbles first).
 inline __m256i unpack_q4(const uint8_t *qs) {
     __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
@@ -247,79 +223,69 @@ inline __m256i unpack_q4(const uint8_t *qs) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
 }
 
-float q4_0_vec_dot(int64_t n, const void *w, const void *a) {
-    const block_q4_0 *x = static_cast<const block_q4_0 *>(w);
-    const block_q8_0 *y = static_cast<const block_q8_0 *>(a);
-    int64_t nb = n / QK4_0, ib = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; ib + 2 <= nb; ib += 2) {
-        __m256i p0 = dot_i8(unpack_q4(x[ib].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib].qs)));
-        __m256i p1 =
-            dot_i8(unpack_q4(x[ib + 1].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib + 1].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1),
-                               _mm256_set1_ps(h2f(x[ib + 1].d) * h2f(y[ib + 1].d)), acc1);
-    }
-    for (; ib < nb; ib++) {
-        __m256i p0 = dot_i8(unpack_q4(x[ib].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)), acc0);
-    }
-    return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-// One weight row against 4 activation rows; each weight block is loaded (and for Q4_0 unpacked) once.
-template <typename Block, typename Decode>
-inline void vec_dot_x4_impl(int64_t nb, const Block *x, const void *a, size_t a_stride, float *out, Decode decode) {
-    const block_q8_0 *y[4];
+// One weight row against N activation rows; each weight block is loaded (and for Q4_0 unpacked) once.
+// vec_dot (N = 1) and vec_dot_x4 (N = 4) are this one code, so results do not depend on batching.
+// Two accumulators per row (even / odd blocks) so one row is not bound by the FMA latency.
+template <int N, typename Block, typename Decode>
+inline void q_dot_n(int64_t nb, const Block *x, const void *a, size_t a_stride, float *out, Decode decode) {
+    const block_q8_0 *y[N];
     #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int j = 0; j < N; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
+    __m256 acc[2][N];
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t ib = 0; ib < nb; ib++) {
+    auto block = [&](int64_t ib, __m256 *ac) {
         __m256i wv = decode(x[ib]);
         __m256i aw = _mm256_sign_epi8(wv, wv);
         float dx = h2f(x[ib].d);
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) {
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) {
             __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[j][ib].qs));
             __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, wv)), ones);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dx * h2f(y[j][ib].d)), acc[j]);
+            ac[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dx * h2f(y[j][ib].d)), ac[j]);
         }
+    };
+    int64_t ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        block(ib, acc[0]);
+        block(ib + 1, acc[1]);
     }
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) out[j] = hsum(acc[j]);
+    if (ib < nb) block(ib, acc[0]);
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) out[j] = hsum(_mm256_add_ps(acc[0][j], acc[1][j]));
 }
 
-void q8_0_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
-    vec_dot_x4_impl(n / QK8_0, static_cast<const block_q8_0 *>(w), a, a_stride, out, [](const block_q8_0 &b) {
+template <int N> void q8_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+    q_dot_n<N>(n / QK8_0, static_cast<const block_q8_0 *>(w), a, a_stride, out, [](const block_q8_0 &b) {
         return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
     });
 }
 
-void q4_0_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
-    vec_dot_x4_impl(n / QK4_0, static_cast<const block_q4_0 *>(w), a, a_stride, out,
-                    [](const block_q4_0 &b) { return unpack_q4(b.qs); });
+template <int N> void q4_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+    q_dot_n<N>(n / QK4_0, static_cast<const block_q4_0 *>(w), a, a_stride, out,
+               [](const block_q4_0 &b) { return unpack_q4(b.qs); });
 }
 
 } // namespace
 
 void fill_kernels_avx2(kernels &k) {
     k.path = GPTNEOX_KERNELS_AVX2;
-    k.traits[GPTNEOX_TYPE_F32].vec_dot = f32_vec_dot;
+    k.traits[GPTNEOX_TYPE_F32].vec_dot = one_row<f32_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_F16].to_float = f16_to_float;
     k.traits[GPTNEOX_TYPE_F16].from_float = f16_from_float;
-    k.traits[GPTNEOX_TYPE_F16].vec_dot = f16_vec_dot;
+    k.traits[GPTNEOX_TYPE_F16].vec_dot = one_row<f16_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_BF16].to_float = bf16_to_float;
-    k.traits[GPTNEOX_TYPE_BF16].vec_dot = bf16_vec_dot;
+    k.traits[GPTNEOX_TYPE_BF16].vec_dot = one_row<bf16_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_Q8_0].to_float = q8_0_to_float;
     k.traits[GPTNEOX_TYPE_Q8_0].from_float = q8_0_from_float;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = q8_0_vec_dot;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = q4_0_vec_dot;
-    k.traits[GPTNEOX_TYPE_F32].vec_dot_x4 = f32_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_F16].vec_dot_x4 = f16_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = q8_0_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = q4_0_vec_dot_x4;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = one_row<q8_0_dot_n<1>>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = one_row<q4_0_dot_n<1>>;
+    k.traits[GPTNEOX_TYPE_F32].vec_dot_x4 = f32_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_F16].vec_dot_x4 = f16_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = q8_0_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = q4_0_dot_n<4>;
     k.dot_f32 = dot_f32;
     k.dot_f32_f16 = dot_f32_f16;
     k.axpy_f16 = axpy_f16;

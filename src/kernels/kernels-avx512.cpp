@@ -51,7 +51,7 @@ float dot_f32(int64_t n, const float *a, const float *b) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-float dot_f32_f16(int64_t n, const float *a, const uint16_t *b) {
+inline float dot_f32_f16_inl(int64_t n, const float *a, const uint16_t *b) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
@@ -68,21 +68,47 @@ float dot_f32_f16(int64_t n, const float *a, const uint16_t *b) {
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-float dot_f32_bf16(int64_t n, const float *a, const uint16_t *b) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_bf16(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), load_bf16(b + i + 16), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), load_bf16(b + i + 32), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), load_bf16(b + i + 48), s3);
+float dot_f32_f16(int64_t n, const float *a, const uint16_t *b) { return dot_f32_f16_inl(n, a, b); }
+
+void attn_scores_f16(int64_t n, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, float scale,
+                     float *out) {
+    for (int64_t j = 0; j < n_rows; j++) {
+        if (j + 2 < n_rows) _mm_prefetch(reinterpret_cast<const char *>(k + (j + 2) * stride), _MM_HINT_T0);
+        if (out[j] != -__builtin_inff()) out[j] = scale * dot_f32_f16_inl(n, q, k + j * stride);
     }
-    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_bf16(b + i), s0);
-    if (i < n) {
-        __mmask16 m = tail_mask(n - i);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), load_bf16_tail(b + i, m), s1);
+}
+
+// out = sum_j w[j] * v_j with out in registers (the same per-element FMA sequence as repeated axpy_f16
+// from zero); head sizes up to 256 in multiples of 16, else the axpy loop.
+template <int NV> inline void attn_values_regs(const float *w, const uint16_t *v, size_t stride, int64_t n_rows, float *out) {
+    __m512 acc[NV];
+    #pragma GCC unroll 16
+    for (int i = 0; i < NV; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n_rows; j++) {
+        if (w[j] == 0.0f) continue;
+        const __m512 s = _mm512_set1_ps(w[j]);
+        const uint16_t *x = v + j * stride;
+        #pragma GCC unroll 16
+        for (int i = 0; i < NV; i++) acc[i] = _mm512_fmadd_ps(s, load_f16(x + 16 * i), acc[i]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+    #pragma GCC unroll 16
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(out + 16 * i, acc[i]);
+}
+
+void axpy_f16(int64_t n, float s, const uint16_t *x, float *y);
+
+void attn_values_f16(int64_t n, const float *w, const uint16_t *v, size_t stride, int64_t n_rows, float *out) {
+    switch (n) {
+    case 64: return attn_values_regs<4>(w, v, stride, n_rows, out);
+    case 80: return attn_values_regs<5>(w, v, stride, n_rows, out);
+    case 96: return attn_values_regs<6>(w, v, stride, n_rows, out);
+    case 128: return attn_values_regs<8>(w, v, stride, n_rows, out);
+    case 256: return attn_values_regs<16>(w, v, stride, n_rows, out);
+    default:
+        for (int64_t i = 0; i < n; i++) out[i] = 0.0f;
+        for (int64_t j = 0; j < n_rows; j++)
+            if (w[j] != 0.0f) axpy_f16(n, w[j], v + j * stride, out);
+    }
 }
 
 void axpy_f16(int64_t n, float s, const uint16_t *x, float *y) {
@@ -129,14 +155,8 @@ void f16_to_f32_row(const uint16_t *x, float *y, int64_t n) {
 
 // ---- F32 / F16 / BF16 weights ----
 
-float f32_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32(n, static_cast<const float *>(a), static_cast<const float *>(w));
-}
 void f16_to_float(const void *x, float *y, int64_t n) { f16_to_f32_row(static_cast<const uint16_t *>(x), y, n); }
 void f16_from_float(const float *x, void *y, int64_t n) { f32_to_f16_row(x, static_cast<uint16_t *>(y), n); }
-float f16_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32_f16(n, static_cast<const float *>(a), static_cast<const uint16_t *>(w));
-}
 void bf16_to_float(const void *x, float *y, int64_t n) {
     const uint16_t *h = static_cast<const uint16_t *>(x);
     int64_t i = 0;
@@ -146,48 +166,66 @@ void bf16_to_float(const void *x, float *y, int64_t n) {
         _mm512_mask_storeu_ps(y + i, m, load_bf16_tail(h + i, m));
     }
 }
-float bf16_vec_dot(int64_t n, const void *w, const void *a) {
-    return dot_f32_bf16(n, static_cast<const float *>(a), static_cast<const uint16_t *>(w));
-}
 
-// One f32/f16/bf16 weight row against 4 f32 activation rows: each weight vector is loaded (converted)
-// once and used 4 times. Load(i) / LoadTail(i, mask) give 16 weights as f32.
-template <typename Load, typename LoadTail>
-inline void float_x4(int64_t n, const void *a, size_t a_stride, float *out, Load load, LoadTail load_tail) {
-    const float *y[4];
+// One f32/f16/bf16 weight row against N f32 activation rows: each weight vector is loaded (converted)
+// once and used N times. Load(i) / LoadTail(i, mask) give 16 weights as f32. vec_dot (N = 1) and
+// vec_dot_x4 (N = 4) are this one code, so a token's result does not depend on how many tokens share
+// the call. Two accumulators per row (even / odd vectors).
+template <int N, typename Load, typename LoadTail>
+inline void float_xn(int64_t n, const void *a, size_t a_stride, float *out, Load load, LoadTail load_tail) {
+    const float *y[N];
     #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) y[j] = reinterpret_cast<const float *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int j = 0; j < N; j++) y[j] = reinterpret_cast<const float *>(static_cast<const uint8_t *>(a) + j * a_stride);
+    __m512 acc0[N], acc1[N];
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) acc0[j] = acc1[j] = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 wv = load(i);
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) acc[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(y[j] + i), acc[j]);
+    for (; i + 32 <= n; i += 32) {
+        const __m512 w0 = load(i), w1 = load(i + 16);
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) {
+            acc0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y[j] + i), acc0[j]);
+            acc1[j] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(y[j] + i + 16), acc1[j]);
+        }
+    }
+    if (i + 16 <= n) {
+        const __m512 w0 = load(i);
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) acc0[j] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y[j] + i), acc0[j]);
+        i += 16;
     }
     if (i < n) {
-        __mmask16 m = tail_mask(n - i);
-        __m512 wv = load_tail(i, m);
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) acc[j] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, y[j] + i), acc[j]);
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 w1 = load_tail(i, m);
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) acc1[j] = _mm512_fmadd_ps(w1, _mm512_maskz_loadu_ps(m, y[j] + i), acc1[j]);
     }
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) out[j] = _mm512_reduce_add_ps(acc[j]);
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) out[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[j], acc1[j]));
 }
 
-void f32_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void f32_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const float *x = static_cast<const float *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return _mm512_loadu_ps(x + i); },
-             [x](int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x + i); });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return _mm512_loadu_ps(x + i); },
+                [x](int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x + i); });
 }
-void f16_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void f16_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const uint16_t *x = static_cast<const uint16_t *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return load_f16(x + i); },
-             [x](int64_t i, __mmask16 m) { return load_f16_tail(x + i, m); });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return load_f16(x + i); },
+                [x](int64_t i, __mmask16 m) { return load_f16_tail(x + i, m); });
 }
-void bf16_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> void bf16_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const uint16_t *x = static_cast<const uint16_t *>(w);
-    float_x4(n, a, a_stride, out, [x](int64_t i) { return load_bf16(x + i); },
-             [x](int64_t i, __mmask16 m) { return load_bf16_tail(x + i, m); });
+    float_xn<N>(n, a, a_stride, out, [x](int64_t i) { return load_bf16(x + i); },
+                [x](int64_t i, __mmask16 m) { return load_bf16_tail(x + i, m); });
+}
+
+// vec_dot as the one-row case of an N-row kernel.
+template <void (*F)(int64_t, const void *, const void *, size_t, float *)>
+float one_row(int64_t n, const void *w, const void *a) {
+    float v;
+    F(n, w, a, 0, &v);
+    return v;
 }
 
 // ---- Q8_0 / Q4_0 ----
@@ -255,49 +293,6 @@ inline __m256i dot_s8s8_256(__m256i w, __m256i a) {
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-// Lanes 0-7 scaled by d0 (block ib), lanes 8-15 by d1 (block ib+1).
-inline __m512 scales2(float d0, float d1) { return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d0), _mm512_set1_ps(d1)); }
-
-// Scales of blocks ib..ib+3 (x, y point at block ib), all 8 f16 converted by one vcvtph2ps: *s01 has
-// dx*dy of block 0 in lanes 0-7 and of block 1 in lanes 8-15, *s23 the same for blocks 2 and 3.
-template <typename Block> inline void scales4(const Block *x, const block_q8_0 *y, __m512 *s01, __m512 *s23) {
-    __m128i h = _mm_setr_epi16(static_cast<short>(x[0].d), static_cast<short>(x[1].d), static_cast<short>(x[2].d),
-                               static_cast<short>(x[3].d), static_cast<short>(y[0].d), static_cast<short>(y[1].d),
-                               static_cast<short>(y[2].d), static_cast<short>(y[3].d));
-    __m256 f = _mm256_cvtph_ps(h);
-    __m512 d = _mm512_zextps128_ps512(_mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1)));
-    *s01 = _mm512_permutexvar_ps(_mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(0), _mm512_set1_epi32(1)), d);
-    *s23 = _mm512_permutexvar_ps(_mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2), _mm512_set1_epi32(3)), d);
-}
-
-template <bool VNNI> float q8_0_vec_dot(int64_t n, const void *w, const void *a) {
-    const block_q8_0 *x = static_cast<const block_q8_0 *>(w);
-    const block_q8_0 *y = static_cast<const block_q8_0 *>(a);
-    int64_t nb = n / QK8_0, ib = 0;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (; ib + 4 <= nb; ib += 4) {
-        __m512i p0 = dot_s8s8<VNNI>(load2(x[ib].qs, x[ib + 1].qs), load2(y[ib].qs, y[ib + 1].qs));
-        __m512i p1 = dot_s8s8<VNNI>(load2(x[ib + 2].qs, x[ib + 3].qs), load2(y[ib + 2].qs, y[ib + 3].qs));
-        __m512 d0, d1;
-        scales4(x + ib, y + ib, &d0, &d1);
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), d0, acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), d1, acc1);
-    }
-    for (; ib + 2 <= nb; ib += 2) {
-        __m512i p0 = dot_s8s8<VNNI>(load2(x[ib].qs, x[ib + 1].qs), load2(y[ib].qs, y[ib + 1].qs));
-        __m512 d0 = scales2(h2f(x[ib].d) * h2f(y[ib].d), h2f(x[ib + 1].d) * h2f(y[ib + 1].d));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), d0, acc0);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    if (ib < nb) {
-        __m256i p = dot_s8s8_256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs)),
-                                 _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[ib].qs)));
-        __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)));
-        s += _mm512_reduce_add_ps(_mm512_zextps256_ps512(t));
-    }
-    return s;
-}
-
 // Two Q4_0 blocks as unsigned nibbles 0..15 in element order: [lo0 hi0 | lo1 hi1] per 128-bit lane.
 inline __m512i unpack2_q4(const uint8_t *q0, const uint8_t *q1) {
     __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(q0))),
@@ -313,73 +308,96 @@ template <bool VNNI> inline __m512i dot_q4(__m512i q, __m512i a) {
     return _mm512_sub_epi32(dot_u8s8<VNNI>(q, a), dot_u8s8<VNNI>(_mm512_set1_epi8(8), a));
 }
 
-template <bool VNNI> float q4_0_vec_dot(int64_t n, const void *w, const void *a) {
-    const block_q4_0 *x = static_cast<const block_q4_0 *>(w);
-    const block_q8_0 *y = static_cast<const block_q8_0 *>(a);
-    int64_t nb = n / QK4_0, ib = 0;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (; ib + 4 <= nb; ib += 4) {
-        __m512i p0 = dot_q4<VNNI>(unpack2_q4(x[ib].qs, x[ib + 1].qs), load2(y[ib].qs, y[ib + 1].qs));
-        __m512i p1 = dot_q4<VNNI>(unpack2_q4(x[ib + 2].qs, x[ib + 3].qs), load2(y[ib + 2].qs, y[ib + 3].qs));
-        __m512 d0, d1;
-        scales4(x + ib, y + ib, &d0, &d1);
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), d0, acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), d1, acc1);
-    }
-    for (; ib + 2 <= nb; ib += 2) {
-        __m512i p0 = dot_q4<VNNI>(unpack2_q4(x[ib].qs, x[ib + 1].qs), load2(y[ib].qs, y[ib + 1].qs));
-        __m512 d0 = scales2(h2f(x[ib].d) * h2f(y[ib].d), h2f(x[ib + 1].d) * h2f(y[ib + 1].d));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), d0, acc0);
-    }
-    float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-    if (ib < nb) {
-        // the lone last block: both halves of the pair from the same block, keep the first half
-        __m512i p = dot_q4<VNNI>(unpack2_q4(x[ib].qs, x[ib].qs), load2(y[ib].qs, y[ib].qs));
-        __m512 t = _mm512_maskz_mul_ps(0x00FF, _mm512_cvtepi32_ps(p),
-                                       _mm512_set1_ps(h2f(x[ib].d) * h2f(y[ib].d)));
-        s += _mm512_reduce_add_ps(t);
-    }
-    return s;
-}
-
-// Scales of the block pair (ib, ib+1) for 4 tokens, converted together: s[j] has dx0 * dy[j][ib] in
-// lanes 0-7 and dx1 * dy[j][ib+1] in lanes 8-15 (one vcvtph2ps instead of eight scalar conversions).
-struct pair_scales {
-    __m512i idx[4];
+// Scales of the block pair (ib, ib+1) for N tokens: s[j] has dx0 * dy[j][ib] in lanes 0-7 and
+// dx1 * dy[j][ib+1] in lanes 8-15. For 4 tokens all 8 activation scales are converted by one vcvtph2ps;
+// the products are the same f32 products either way.
+template <int N> struct pair_scales {
+    __m512i idx[N];
     pair_scales() {
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) idx[j] = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2 * j), _mm512_set1_epi32(2 * j + 1));
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) idx[j] = _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(2 * j), _mm512_set1_epi32(2 * j + 1));
     }
-    void get(const block_q8_0 *const y[4], int64_t ib, uint16_t hx0, uint16_t hx1, __m512 s[4]) const {
-        __m128i h = _mm_setr_epi16(static_cast<short>(y[0][ib].d), static_cast<short>(y[0][ib + 1].d),
-                                   static_cast<short>(y[1][ib].d), static_cast<short>(y[1][ib + 1].d),
-                                   static_cast<short>(y[2][ib].d), static_cast<short>(y[2][ib + 1].d),
-                                   static_cast<short>(y[3][ib].d), static_cast<short>(y[3][ib + 1].d));
-        __m128i hx = _mm_set1_epi32(static_cast<int>(hx0 | (static_cast<uint32_t>(hx1) << 16)));
-        __m512 f = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_cvtph_ps(hx)));
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) s[j] = _mm512_permutexvar_ps(idx[j], f);
+    void get(const block_q8_0 *const *y, int64_t ib, uint16_t hx0, uint16_t hx1, __m512 *s) const {
+        if constexpr (N == 4) {
+            __m128i h = _mm_setr_epi16(static_cast<short>(y[0][ib].d), static_cast<short>(y[0][ib + 1].d),
+                                       static_cast<short>(y[1][ib].d), static_cast<short>(y[1][ib + 1].d),
+                                       static_cast<short>(y[2][ib].d), static_cast<short>(y[2][ib + 1].d),
+                                       static_cast<short>(y[3][ib].d), static_cast<short>(y[3][ib + 1].d));
+            __m128i hx = _mm_set1_epi32(static_cast<int>(hx0 | (static_cast<uint32_t>(hx1) << 16)));
+            __m512 f = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_cvtph_ps(hx)));
+            #pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) s[j] = _mm512_permutexvar_ps(idx[j], f);
+        } else {
+            const float dx0 = h2f(hx0), dx1 = h2f(hx1);
+            #pragma GCC unroll 4
+            for (int j = 0; j < N; j++)
+                s[j] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(h2f(y[j][ib].d) * dx0),
+                                            _mm512_set1_ps(h2f(y[j][ib + 1].d) * dx1));
+        }
     }
 };
 
-// One weight row against 4 activation rows: each weight pair is loaded and decoded once, then met with
-// each token's pair. decode(ib) returns the decoded pair (ib, ib+1); dot(wdec, a) the int32 sums.
-template <typename Block, typename Decode, typename Dot>
-inline void x4_pairs(int64_t nb, const Block *x, const block_q8_0 *const y[4], float *out, Decode decode, Dot dot) {
-    const pair_scales ps;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t ib = 0; ib + 2 <= nb; ib += 2) {
+// One weight row against N activation rows: each weight pair is loaded and decoded once, then met with
+// each token's pair. decode(ib) returns the decoded pair (ib, ib+1); dot(wdec, a) the int32 sums;
+// lone(j) the value of the odd last block for token j. vec_dot (N = 1) and vec_dot_x4 (N = 4) are this
+// one code, so results do not depend on batching. Two accumulators per row (even / odd pairs).
+template <int N, typename Block, typename Decode, typename Dot, typename Lone>
+inline void q_pairs(int64_t nb, const Block *x, const block_q8_0 *const *y, float *out, Decode decode, Dot dot,
+                    Lone lone) {
+    const pair_scales<N> ps;
+    __m512 acc[2][N];
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm512_setzero_ps();
+    auto pair = [&](int64_t ib, __m512 *ac) {
         auto wd = decode(ib);
-        __m512 sc[4];
+        __m512 sc[N];
         ps.get(y, ib, x[ib].d, x[ib + 1].d, sc);
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) {
+        #pragma GCC unroll 4
+        for (int j = 0; j < N; j++) {
             __m512i p = dot(wd, load2(y[j][ib].qs, y[j][ib + 1].qs));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc[j], acc[j]);
+            ac[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc[j], ac[j]);
+        }
+    };
+    int64_t ib = 0;
+    if constexpr (N == 1) {
+        // one row: the scales of 8 blocks of both sides converted by two vcvtph2ps (the same f32
+        // products as pair_scales gives, so the result is still that of the 4-row kernel)
+        const __m512i lo_hi = _mm512_mask_blend_epi32(0xFF00, _mm512_setzero_si512(), _mm512_set1_epi32(1));
+        for (; ib + 8 <= nb; ib += 8) {
+            const block_q8_0 *yb = y[0] + ib;
+            const Block *xb = x + ib;
+            __m128i hx = _mm_setr_epi16(static_cast<short>(xb[0].d), static_cast<short>(xb[1].d),
+                                        static_cast<short>(xb[2].d), static_cast<short>(xb[3].d),
+                                        static_cast<short>(xb[4].d), static_cast<short>(xb[5].d),
+                                        static_cast<short>(xb[6].d), static_cast<short>(xb[7].d));
+            __m128i hy = _mm_setr_epi16(static_cast<short>(yb[0].d), static_cast<short>(yb[1].d),
+                                        static_cast<short>(yb[2].d), static_cast<short>(yb[3].d),
+                                        static_cast<short>(yb[4].d), static_cast<short>(yb[5].d),
+                                        static_cast<short>(yb[6].d), static_cast<short>(yb[7].d));
+            const __m512 d8 = _mm512_zextps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(hy), _mm256_cvtph_ps(hx)));
+            #pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const int64_t b = ib + 2 * q;
+                const __m512 sc = _mm512_permutexvar_ps(_mm512_add_epi32(lo_hi, _mm512_set1_epi32(2 * q)), d8);
+                __m512i p = dot(decode(b), load2(y[0][b].qs, y[0][b + 1].qs));
+                acc[q & 1][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc[q & 1][0]);
+            }
         }
     }
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) out[j] = _mm512_reduce_add_ps(acc[j]);
+    for (; ib + 4 <= nb; ib += 4) {
+        pair(ib, acc[0]);
+        pair(ib + 2, acc[1]);
+    }
+    if (ib + 2 <= nb) {
+        pair(ib, acc[0]);
+        ib += 2;
+    }
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) {
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][j], acc[1][j]));
+        if (ib < nb) s += lone(j, ib);
+        out[j] = s;
+    }
 }
 
 struct signed_pair {
@@ -387,61 +405,71 @@ struct signed_pair {
     __mmask64 neg; // w < 0
 };
 
-template <bool VNNI> void q8_0_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <int N> inline void rows_of(const void *a, size_t a_stride, const block_q8_0 **y) {
+    #pragma GCC unroll 4
+    for (int j = 0; j < N; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
+}
+
+template <bool VNNI, int N> void q8_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const block_q8_0 *x = static_cast<const block_q8_0 *>(w);
-    const block_q8_0 *y[4];
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    int64_t nb = n / QK8_0;
-    x4_pairs(
-        nb, x, y, out,
+    const block_q8_0 *y[N];
+    rows_of<N>(a, a_stride, y);
+    q_pairs<N>(
+        n / QK8_0, x, y, out,
         [x](int64_t ib) {
             __m512i wv = load2(x[ib].qs, x[ib + 1].qs);
             return signed_pair{_mm512_abs_epi8(wv), _mm512_movepi8_mask(wv)};
         },
         [](const signed_pair &d, __m512i av) {
             return dot_u8s8<VNNI>(d.abs, _mm512_mask_sub_epi8(av, d.neg, _mm512_setzero_si512(), av));
+        },
+        [x, &y](int j, int64_t ib) {
+            __m256i p = dot_s8s8_256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs)),
+                                     _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[j][ib].qs)));
+            __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(h2f(x[ib].d) * h2f(y[j][ib].d)));
+            return _mm512_reduce_add_ps(_mm512_zextps256_ps512(t));
         });
-    if (nb % 2)
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) out[j] += q8_0_vec_dot<VNNI>(QK8_0, x + nb - 1, y[j] + nb - 1);
 }
 
-template <bool VNNI> void q4_0_vec_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+template <bool VNNI, int N> void q4_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
     const block_q4_0 *x = static_cast<const block_q4_0 *>(w);
-    const block_q8_0 *y[4];
-    #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < 4; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    int64_t nb = n / QK4_0;
-    x4_pairs(nb, x, y, out, [x](int64_t ib) { return unpack2_q4(x[ib].qs, x[ib + 1].qs); },
-             [](__m512i q, __m512i av) { return dot_q4<VNNI>(q, av); });
-    if (nb % 2)
-        #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-        for (int j = 0; j < 4; j++) out[j] += q4_0_vec_dot<VNNI>(QK4_0, x + nb - 1, y[j] + nb - 1);
+    const block_q8_0 *y[N];
+    rows_of<N>(a, a_stride, y);
+    q_pairs<N>(
+        n / QK4_0, x, y, out, [x](int64_t ib) { return unpack2_q4(x[ib].qs, x[ib + 1].qs); },
+        [](__m512i q, __m512i av) { return dot_q4<VNNI>(q, av); },
+        [x, &y](int j, int64_t ib) {
+            // both halves of the pair from the same block, keep the first half
+            __m512i p = dot_q4<VNNI>(unpack2_q4(x[ib].qs, x[ib].qs), load2(y[j][ib].qs, y[j][ib].qs));
+            __m512 t = _mm512_maskz_mul_ps(0x00FF, _mm512_cvtepi32_ps(p), _mm512_set1_ps(h2f(x[ib].d) * h2f(y[j][ib].d)));
+            return _mm512_reduce_add_ps(t);
+        });
 }
 
 } // namespace
 
 void fill_kernels_avx512(kernels &k, bool vnni) {
     k.path = GPTNEOX_KERNELS_AVX512;
-    k.traits[GPTNEOX_TYPE_F32].vec_dot = f32_vec_dot;
+    k.traits[GPTNEOX_TYPE_F32].vec_dot = one_row<f32_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_F16].to_float = f16_to_float;
     k.traits[GPTNEOX_TYPE_F16].from_float = f16_from_float;
-    k.traits[GPTNEOX_TYPE_F16].vec_dot = f16_vec_dot;
+    k.traits[GPTNEOX_TYPE_F16].vec_dot = one_row<f16_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_BF16].to_float = bf16_to_float;
-    k.traits[GPTNEOX_TYPE_BF16].vec_dot = bf16_vec_dot;
+    k.traits[GPTNEOX_TYPE_BF16].vec_dot = one_row<bf16_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_Q8_0].to_float = q8_0_to_float;
     k.traits[GPTNEOX_TYPE_Q8_0].from_float = q8_0_from_float;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = vnni ? q8_0_vec_dot<true> : q8_0_vec_dot<false>;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = vnni ? q4_0_vec_dot<true> : q4_0_vec_dot<false>;
-    k.traits[GPTNEOX_TYPE_F32].vec_dot_x4 = f32_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_F16].vec_dot_x4 = f16_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_vec_dot_x4;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = vnni ? q8_0_vec_dot_x4<true> : q8_0_vec_dot_x4<false>;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = vnni ? q4_0_vec_dot_x4<true> : q4_0_vec_dot_x4<false>;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = vnni ? one_row<q8_0_dot_n<true, 1>> : one_row<q8_0_dot_n<false, 1>>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = vnni ? one_row<q4_0_dot_n<true, 1>> : one_row<q4_0_dot_n<false, 1>>;
+    k.traits[GPTNEOX_TYPE_F32].vec_dot_x4 = f32_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_F16].vec_dot_x4 = f16_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = vnni ? q8_0_dot_n<true, 4> : q8_0_dot_n<false, 4>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = vnni ? q4_0_dot_n<true, 4> : q4_0_dot_n<false, 4>;
     k.dot_f32 = dot_f32;
     k.dot_f32_f16 = dot_f32_f16;
     k.axpy_f16 = axpy_f16;
+    k.attn_scores_f16 = attn_scores_f16;
+    k.attn_values_f16 = attn_values_f16;
     k.axpy_f32 = axpy_f32;
     k.f32_to_f16 = f32_to_f16_row;
     k.f16_to_f32 = f16_to_f32_row;

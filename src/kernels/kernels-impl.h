@@ -14,5 +14,7 @@ void fill_kernels_avx2(kernels &k);
 // Overwrite entries with AVX-512 F/BW/VL/DQ versions; `vnni` selects the VPDPBUSD int8 dots
 // (kernels-avx512.cpp).
 void fill_kernels_avx512(kernels &k, bool vnni);
+// Set the Q8_0 / Q4_0 gemm entries (gemm-avx512.cpp; AVX-512 with VNNI only).
+void fill_gemm_avx512_vnni(kernels &k);
 
 } // namespace gptneox

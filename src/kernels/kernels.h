@@ -35,7 +35,27 @@ struct type_traits {
     // Optional (nullptr: matmul calls vec_dot per token): one weight row against the 4 activation rows
     // at a + j*a_stride bytes (j < 4); out[j] = the dot with row j. Decodes each weight block once.
     void (*vec_dot_x4)(int64_t n, const void *w, const void *a, size_t a_stride, float *out) = nullptr;
+
+    // Optional blocked product (nullptr: matmul uses vec_dot / vec_dot_x4), for Q8_0-activation types.
+    // y[t * y_stride + r] = dot(row r of w, token t) for r < n_rows (rows row_bytes apart), t < n_tok.
+    // With prep == nullptr the tokens are read as Q8_0 rows at act + t * act_stride (the decode
+    // kernel); otherwise from gemm_prep's layout at prep + t * prep_stride (the prompt kernel, which
+    // repacks 16 weight rows at a time into `work`, gemm_work_bytes(n) bytes, 64-byte aligned).
+    // Both give bit-identical results for the same token, whatever n_tok, so batching never changes
+    // logits. Requires n % 32 == 0.
+    void (*gemm)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
+                 const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride,
+                 void *work) = nullptr;
+    // One Q8_0 activation row (n elements) to the prompt kernel's layout (gemm_prep_bytes(n) bytes).
+    void (*gemm_prep)(int64_t n, const void *a, void *prep) = nullptr;
+    int64_t gemm_min_tokens = 0; // matmul uses the prompt kernel (prep) from this many tokens on
 };
+
+// Sizes of the gemm buffers (kernels/gemm-avx512.cpp's layouts).
+constexpr size_t gemm_prep_bytes(int64_t n) { return static_cast<size_t>(n) + 4 * static_cast<size_t>(n / 32); }
+constexpr size_t gemm_work_bytes(int64_t n) {
+    return 16 * static_cast<size_t>(n) + 2 * 64 * static_cast<size_t>(n / 32) + 64;
+}
 
 constexpr int kMaxType = 40;
 
@@ -50,6 +70,14 @@ struct kernels {
     // y += s * x, x an f16 row (V cache) / an f32 row
     void (*axpy_f16)(int64_t n, float s, const uint16_t *x, float *y) = nullptr;
     void (*axpy_f32)(int64_t n, float s, const float *x, float *y) = nullptr;
+    // Optional attention loops over n_rows f16 K / V rows (rows `stride` elements apart); nullptr: the
+    // caller loops over dot_f32_f16 / axpy_f16. Bit-identical to those loops:
+    //   scores: out[j] = scale * dot_f32_f16(n, q, k_j) for every j whose out[j] is not -inf on entry
+    //   values: out[0..n) = sum over j of w[j] * v_j in ascending j, rows with w[j] == 0 skipped
+    void (*attn_scores_f16)(int64_t n, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, float scale,
+                            float *out) = nullptr;
+    void (*attn_values_f16)(int64_t n, const float *w, const uint16_t *v, size_t stride, int64_t n_rows,
+                            float *out) = nullptr;
     void (*f32_to_f16)(const float *x, uint16_t *y, int64_t n) = nullptr;
     void (*f16_to_f32)(const uint16_t *x, float *y, int64_t n) = nullptr;
 

@@ -360,9 +360,16 @@ void test_types(const kernels &k, const kernels &ref) {
                     tol4[j] = (m + 8) * kEps * mj + 2 * kEps * std::fabs(want[j]);
                 }
                 kt->vec_dot_x4(n, w.data(), a4.data(), as, got);
-                int bad4 = 0;
-                for (int j = 0; j < 4; j++) bad4 += !(std::fabs(got[j] - want[j]) <= tol4[j]);
+                int bad4 = 0, diff1 = 0;
+                for (int j = 0; j < 4; j++) {
+                    bad4 += !(std::fabs(got[j] - want[j]) <= tol4[j]);
+                    // batch invariance: a token's value must not depend on whether matmul took it in a
+                    // group of 4 (vec_dot_x4) or alone (vec_dot), bit for bit
+                    float one = kt->vec_dot(n, w.data(), a4.data() + j * as);
+                    diff1 += std::memcmp(&one, &got[j], sizeof one) != 0;
+                }
                 check(bad4 == 0, "vec_dot_x4 vs scalar", "%g rows differ (got %g want %g)", bad4, got[1], want[1]);
+                check(diff1 == 0, "vec_dot_x4 bit-identical to vec_dot", "%g rows differ", diff1);
             }
             if (quant) {
                 // Integer parts exact: with every scale 1.0 and small quants all partial sums are integers
@@ -400,6 +407,78 @@ void test_types(const kernels &k, const kernels &ref) {
 }
 
 // ---- matmul ----
+
+// The attention loops, where a path has them, must equal the dot_f32_f16 / axpy_f16 loops bit for bit
+// (decode and prompt then agree whichever the caller uses).
+void test_attention_loops(const kernels &k) {
+    if (!k.attn_scores_f16 && !k.attn_values_f16) return;
+    for (int64_t n : {int64_t(16), int64_t(64), int64_t(80), int64_t(96), int64_t(100), int64_t(128), int64_t(256)}) {
+        char ctx[96];
+        std::snprintf(ctx, sizeof ctx, "attention loops %s n=%lld", path_name(k.path), static_cast<long long>(n));
+        g_ctx = ctx;
+        const int64_t rows = 37;
+        const size_t stride = size_t(n) * 3 + 8;
+        std::vector<float> kv = rand_vec(int64_t(stride) * rows), q = rand_vec(n), w = rand_vec(rows);
+        std::vector<uint16_t> h(kv.size());
+        for (size_t i = 0; i < kv.size(); i++) h[i] = fp32_to_fp16(kv[i]);
+        std::vector<float> got(rows), want(rows);
+        for (int64_t j = 0; j < rows; j++) got[j] = want[j] = j % 5 == 3 ? -INFINITY : 0.0f;
+        for (int64_t j = 0; j < rows; j++)
+            if (want[j] == 0.0f) want[j] = 0.125f * k.dot_f32_f16(n, q.data(), h.data() + j * stride);
+        if (k.attn_scores_f16) {
+            k.attn_scores_f16(n, q.data(), h.data(), stride, rows, 0.125f, got.data());
+            check(std::memcmp(got.data(), want.data(), rows * sizeof(float)) == 0, "attn_scores_f16 == dot loop");
+        }
+        for (int64_t j = 0; j < rows; j += 4) w[j] = 0.0f;
+        std::vector<float> vg(n, -1.0f), vw(n, 0.0f);
+        for (int64_t j = 0; j < rows; j++)
+            if (w[j] != 0.0f) k.axpy_f16(n, w[j], h.data() + j * stride, vw.data());
+        if (k.attn_values_f16) {
+            k.attn_values_f16(n, w.data(), h.data(), stride, rows, vg.data());
+            check(std::memcmp(vg.data(), vw.data(), n * sizeof(float)) == 0, "attn_values_f16 == axpy loop");
+        }
+    }
+}
+
+// A token's outputs must not depend on the batch it came in (the decode kernel for few tokens, the
+// repacking prompt kernel / vec_dot_x4 for more): matmul of n tokens == n matmuls of 1 token, bit for bit.
+void test_batch_invariance(const kernels &k, const kernels &ref, thread_pool &pool) {
+    std::vector<uint8_t> scratch;
+    for (uint32_t t : kTypes) {
+        const type_traits &rt = ref.traits[t];
+        for (int64_t ne0 : {int64_t(96), int64_t(2816), int64_t(4128)})
+            for (int64_t ne1 : {int64_t(37), int64_t(100)})
+                for (int64_t nt : {int64_t(3), int64_t(4), int64_t(9), int64_t(17)}) {
+                    char ctx[128];
+                    std::snprintf(ctx, sizeof ctx, "batch invariance %s %s ne0=%lld ne1=%lld nt=%lld", path_name(k.path),
+                                  type_name(t), static_cast<long long>(ne0), static_cast<long long>(ne1),
+                                  static_cast<long long>(nt));
+                    g_ctx = ctx;
+                    size_t rb = row_size(rt, ne0);
+                    std::vector<uint8_t> wbuf(rb * ne1);
+                    for (int64_t o = 0; o < ne1; o++) {
+                        std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
+                        std::memcpy(wbuf.data() + o * rb, r.data(), r.size());
+                    }
+                    weight W;
+                    W.type = t;
+                    W.ne0 = ne0;
+                    W.ne1 = ne1;
+                    W.row_bytes = rb;
+                    W.data = wbuf.data();
+                    W.name = "test";
+                    std::vector<float> x = rand_vec(nt * ne0), all(nt * ne1), one(ne1);
+                    matmul(k, pool, 2, W, nullptr, x.data(), nt, ne0, all.data(), ne1, scratch);
+                    int diff = 0;
+                    for (int64_t tt = 0; tt < nt; tt++) {
+                        matmul(k, pool, 1 + int(tt % 2), W, nullptr, x.data() + tt * ne0, 1, ne0, one.data(), ne1,
+                               scratch);
+                        diff += std::memcmp(one.data(), all.data() + tt * ne1, ne1 * sizeof(float)) != 0;
+                    }
+                    check(diff == 0, "matmul of n tokens == n matmuls of one token", "%g tokens differ", diff);
+                }
+    }
+}
 
 void test_matmul(const kernels &k, const kernels &ref, thread_pool &pool) {
     const int64_t ne1s[] = {1, 3, 37, 100};
@@ -569,6 +648,8 @@ int main() {
         test_helpers(*k, *ref);
         test_types(*k, *ref);
         test_matmul(*k, *ref, pool);
+        test_batch_invariance(*k, *ref, pool);
+        test_attention_loops(*k);
         std::printf("path %s: %s\n", path_name(p), g_fail == before ? "ok" : "FAILED");
     }
     // The AVX-512 table without VNNI (as on Skylake-X), built the way dispatch.cpp builds it.
@@ -580,6 +661,7 @@ int main() {
         int before = g_fail;
         test_types(nv, *ref);
         test_matmul(nv, *ref, pool);
+        test_batch_invariance(nv, *ref, pool);
         std::printf("path avx512 without vnni: %s\n", g_fail == before ? "ok" : "FAILED");
     }
     std::printf("%d passed, %d failed\n", g_pass, g_fail);

@@ -1,6 +1,9 @@
-// matmul: convert the activations once (to f32 or Q8_0, the weight type's vec_dot_type), then every
-// thread computes a contiguous range of output rows with the table's vec_dot.
+// matmul: convert the activations once (to f32 or Q8_0, the weight type's vec_dot_type), then the
+// threads take chunks of output rows in turn and compute them with the table's vec_dot(_x4).
 #include "kernels/matmul.h"
+
+#include <atomic>
+#include <cstdint>
 
 #include "common/status.h"
 #include "loader/model.h"
@@ -12,6 +15,7 @@ namespace {
 // token block; tokens per block: their activations (a few KiB each) stay in L2.
 constexpr size_t kTileBytes = 64 * 1024;
 constexpr int64_t kTokenBlock = 64;
+constexpr int64_t kGemmDecodeRows = 64;
 
 const type_traits &traits_for(const kernels &k, const weight &W) {
     const type_traits *tr = k.get(W.type);
@@ -29,7 +33,7 @@ const type_traits &traits_for(const kernels &k, const weight &W) {
 
 void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W, const float *bias,
             const float *x, int64_t n_tokens, int64_t x_stride, float *y, int64_t y_stride,
-            std::vector<uint8_t> &scratch) {
+            std::vector<uint8_t> &scratch, matmul_act act) {
     const type_traits &tr = traits_for(k, W);
     if (n_tokens <= 0) return;
     const int64_t ne0 = W.ne0, ne1 = W.ne1;
@@ -37,62 +41,95 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     if (!at || (tr.vec_dot_type != GPTNEOX_TYPE_F32 && ne0 % at->blck != 0))
         fail(GPTNEOX_STATUS_INTERNAL, "tensor '%s': no activation format for type %u", W.name, W.type);
 
+    // The blocked kernel (if the path has one) computes every token count, so results never depend on
+    // batching; from gemm_min_tokens on it wants the activations in its own layout as well.
+    const bool use_gemm = tr.gemm != nullptr && tr.vec_dot_type == GPTNEOX_TYPE_Q8_0;
+    const bool use_prep = use_gemm && tr.gemm_prep && n_tokens >= tr.gemm_min_tokens;
+    int nth = n_threads < pool.size() ? n_threads : pool.size();
+    if (nth < 1) nth = 1;
+
     // Activations in vec_dot_type: f32 is used in place; otherwise quantized once into scratch.
-    const uint8_t *act = reinterpret_cast<const uint8_t *>(x);
+    // scratch: [quantized rows][gemm_prep rows][nth gemm work areas], each part 64-byte aligned.
+    const uint8_t *act_q = reinterpret_cast<const uint8_t *>(x);
     size_t act_stride = static_cast<size_t>(x_stride) * sizeof(float);
+    const size_t prep_stride = use_prep ? (gemm_prep_bytes(ne0) + 63) / 64 * 64 : 0;
+    const size_t work_bytes = use_prep ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
+    uint8_t *prep = nullptr, *work_area = nullptr;
     if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
         act_stride = static_cast<size_t>(ne0 / at->blck) * at->type_size;
-        size_t need = act_stride * static_cast<size_t>(n_tokens);
+        const size_t q_bytes = (act_stride * static_cast<size_t>(n_tokens) + 63) / 64 * 64;
+        const size_t need = 64 + q_bytes + prep_stride * static_cast<size_t>(n_tokens) + work_bytes * size_t(nth);
         if (scratch.size() < need) scratch.resize(need);
-        uint8_t *q = scratch.data();
-        auto quantize = [&](int ith, int nth) {
+        uint8_t *q = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+        if (use_prep) {
+            prep = q + q_bytes;
+            work_area = prep + prep_stride * static_cast<size_t>(n_tokens);
+        }
+        auto quantize = [&](int ith, int nt) {
             int64_t t0, t1;
-            split_range(n_tokens, ith, nth, &t0, &t1);
-            for (int64_t t = t0; t < t1; t++) at->from_float(x + t * x_stride, q + t * act_stride, ne0);
+            split_range(n_tokens, ith, nt, &t0, &t1);
+            for (int64_t t = t0; t < t1; t++) {
+                at->from_float(x + t * x_stride, q + t * act_stride, ne0);
+                if (prep) tr.gemm_prep(ne0, q + t * act_stride, prep + t * prep_stride);
+            }
         };
         if (n_tokens > 1) pool.run(n_threads, quantize);
         else quantize(0, 1);
-        act = q;
+        act_q = q;
     }
 
     const size_t row_bytes = W.row_bytes;
     const uint8_t *wdata = static_cast<const uint8_t *>(W.data);
-    const int64_t tile_rows = row_bytes >= kTileBytes ? 1 : static_cast<int64_t>(kTileBytes / row_bytes);
+    int64_t tile_rows = row_bytes >= kTileBytes ? 1 : static_cast<int64_t>(kTileBytes / row_bytes);
+    // the blocked kernel works on whole 16-row groups; decoding, a chunk of kGemmDecodeRows lets it
+    // prefetch each next group while it works on the current one
+    if (use_gemm) tile_rows = use_prep ? 16 : kGemmDecodeRows;
+    const int64_t n_chunks = (ne1 + tile_rows - 1) / tile_rows;
     auto vec_dot = tr.vec_dot;
     auto vec_dot_x4 = tr.vec_dot_x4;
-    auto work = [&](int ith, int nth) {
-        int64_t r0, r1;
-        split_range(ne1, ith, nth, &r0, &r1);
-        for (int64_t rb = r0; rb < r1; rb += tile_rows) {
-            const int64_t re = rb + tile_rows < r1 ? rb + tile_rows : r1;
-            for (int64_t tb = 0; tb < n_tokens; tb += kTokenBlock) {
-                const int64_t te = tb + kTokenBlock < n_tokens ? tb + kTokenBlock : n_tokens;
-                int64_t t = tb;
-                if (vec_dot_x4) {
-                    for (; t + 4 <= te; t += 4) {
-                        const uint8_t *a = act + t * act_stride;
-                        for (int64_t o = rb; o < re; o++) {
-                            float v[4];
-                            vec_dot_x4(ne0, wdata + o * row_bytes, a, act_stride, v);
-                            const float b = bias ? bias[o] : 0.0f;
-                            for (int j = 0; j < 4; j++) y[(t + j) * y_stride + o] = v[j] + b;
-                        }
-                    }
-                }
-                for (; t < te; t++) {
-                    const uint8_t *a = act + t * act_stride;
-                    float *yt = y + t * y_stride;
+    // rows [rb, re) against every token
+    auto tile = [&](int64_t rb, int64_t re, int ith) {
+        if (use_gemm) {
+            tr.gemm(ne0, wdata + rb * row_bytes, row_bytes, re - rb, act_q, act_stride, prep, prep_stride, n_tokens,
+                    y + rb, static_cast<size_t>(y_stride), work_area ? work_area + size_t(ith) * work_bytes : nullptr);
+        }
+        for (int64_t tb = 0; !use_gemm && tb < n_tokens; tb += kTokenBlock) {
+            const int64_t te = tb + kTokenBlock < n_tokens ? tb + kTokenBlock : n_tokens;
+            int64_t t = tb;
+            if (vec_dot_x4) {
+                for (; t + 4 <= te; t += 4) {
+                    const uint8_t *a = act_q + t * act_stride;
                     for (int64_t o = rb; o < re; o++) {
-                        float v = vec_dot(ne0, wdata + o * row_bytes, a);
-                        yt[o] = bias ? v + bias[o] : v;
+                        float v[4];
+                        vec_dot_x4(ne0, wdata + o * row_bytes, a, act_stride, v);
+                        for (int j = 0; j < 4; j++) y[(t + j) * y_stride + o] = v[j];
                     }
                 }
             }
+            for (; t < te; t++) {
+                const uint8_t *a = act_q + t * act_stride;
+                float *yt = y + t * y_stride;
+                for (int64_t o = rb; o < re; o++) yt[o] = vec_dot(ne0, wdata + o * row_bytes, a);
+            }
+        }
+        for (int64_t t = 0; t < n_tokens; t++) {
+            float *yt = y + t * y_stride;
+            if (bias)
+                for (int64_t o = rb; o < re; o++) yt[o] += bias[o];
+            if (act) act(yt + rb, re - rb);
         }
     };
     // Small products are not worth waking workers for.
-    int nth = n_threads;
-    if (ne1 * ne0 * n_tokens < 4096) nth = 1;
+    if (ne1 * ne0 * n_tokens < 65536 || n_chunks < 2) nth = 1;
+    std::atomic<int64_t> next_chunk{0};
+    auto work = [&](int ith, int) {
+        for (;;) {
+            const int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed);
+            if (c >= n_chunks) break;
+            const int64_t rb = c * tile_rows;
+            tile(rb, rb + tile_rows < ne1 ? rb + tile_rows : ne1, ith);
+        }
+    };
     pool.run(nth, work);
 }
 

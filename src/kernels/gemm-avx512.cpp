@@ -1,0 +1,360 @@
+// Blocked Q8_0 / Q4_0 products for AVX-512 with VNNI (the `gemm` entries of kernels.h), compiled with
+// the AVX-512 flags and reached only through dispatch.cpp when the CPU has AVX512-VNNI.
+//
+// Both kernels give every output the same arithmetic, so a token's result does not depend on how many
+// tokens were multiplied together (prompt vs decode, ubatch size):
+//   for each block b in order:  acc = fma(float(isum_b), dw_b * dy_b, acc)
+// where isum_b is the exact integer dot of weight block b and activation block b (|isum| < 2^24, so
+// its float is exact) and dw_b * dy_b the f32 product of the two f16 scales.
+//
+// Decode (few tokens): 16 weight rows at a time, read in place; per row one VPDPBUSD of a pair of
+// blocks gives 16 int32 partial sums (Q8_0 weights made unsigned by flipping the sign bit, Q4_0 nibbles
+// taken as they are; the constant offset times sum(a) is removed once for all rows), and an in-lane
+// transpose-add tree turns the 16 rows' partials into block sums, one row per lane, so the scale FMA
+// is done for 16 rows at once.
+// Prompt: 16 rows are repacked (in-register transposes) into VNNI order -- for block b and 4-element
+// group c, one 64-byte vector holds elements 4c..4c+3 of the 16 rows -- with the rows' block sums of
+// the weights; activations are stored as unsigned bytes q + 128 (gemm_prep). A broadcast of 4
+// activation bytes then feeds 64 multiply-adds per VPDPBUSD, and sum((q + 128) * w) - 128 * sum(w)
+// is the exact block dot.
+#include <immintrin.h>
+
+#pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// -O2 does not unroll loops, and a rolled loop over a register tile keeps the tile in memory: the
+// small fixed loops below carry unroll pragmas.
+
+#include "kernels/kernels-impl.h"
+
+namespace gptneox {
+namespace {
+
+constexpr int kTokTile = 8; // tokens per register tile of the prompt kernel
+// Decode reads 16 rows side by side, more streams than the hardware prefetchers follow well, so while
+// it works on one group of rows it prefetches the next group front to back, at the pace it consumes.
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m512i load2(const void *p0, const void *p1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i *>(p0))),
+                              _mm256_loadu_si256(static_cast<const __m256i *>(p1)), 1);
+}
+
+struct q8_traits {
+    using block = block_q8_0;
+    static constexpr size_t size = sizeof(block_q8_0);
+};
+struct q4_traits {
+    using block = block_q4_0;
+    static constexpr size_t size = sizeof(block_q4_0);
+};
+
+// ---- decode: rows in place ----
+
+// Transpose-add tree (in-lane unpacks, so no operand is destroyed and most steps are 1-cycle
+// shuffles). merge1/merge2 fold row vectors pairwise; finish gives the 16 rows' sums of the two blocks.
+// Row vectors hold 4 partial sums per 128-bit lane q; the block of lane q is b for q = 0, 1 and b+1 for
+// q = 2, 3 in Q8_0's layout, b for q = 0, 2 and b+1 for q = 1, 3 in Q4_0's.
+template <bool Q4> struct lane_tree {
+    // lane q of the result: [a0+a2, b0+b2, a1+a3, b1+b3] (rows a, b interleaved)
+    static __m512i merge1(__m512i a, __m512i b) {
+        return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+    }
+    // of two merge1 results (rows r, r+1 and r+2, r+3): lane q = rows r..r+3, one sum each
+    static __m512i merge2(__m512i c, __m512i d) {
+        return _mm512_add_epi32(_mm512_unpacklo_epi64(c, d), _mm512_unpackhi_epi64(c, d));
+    }
+    // x[j] = rows 4j..4j+3 (per 128-bit lane q); *sb / *sb1: row r's block sums in lane r
+    static void finish(const __m512i x[4], __m512i *sb, __m512i *sb1) {
+        __m512i y[2];
+        #pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            // [b of x0, b1 of x0, b of x1, b1 of x1] as the sum of its two halves
+            const __m512i p = Q4 ? _mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0))
+                                 : _mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
+            const __m512i q = Q4 ? _mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2))
+                                 : _mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
+            y[i] = _mm512_add_epi32(p, q);
+        }
+        *sb = _mm512_shuffle_i32x4(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0));
+        *sb1 = _mm512_shuffle_i32x4(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+};
+
+// Partial sums of one row's block pair (the row's block b at p, b+1 at p + d1) with the activations
+// prepared by pair_act. Q8_0: sum (w + 128) * a, the weights made unsigned by flipping the sign bit
+// (the 128 * sum(a) part is removed once for all rows). Q4_0: sum q * a with q = nibble 0..15 in the
+// order [lo b | lo b+1 | hi b | hi b+1] (the -8 * sum(a) part is removed once for all rows).
+template <typename T> inline __m512i row_pair(const uint8_t *p, size_t d1, __m512i av);
+template <> inline __m512i row_pair<q8_traits>(const uint8_t *p, size_t d1, __m512i av) {
+    __m512i wv = load2(p + 2, p + d1 + 2);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wv, _mm512_set1_epi8(static_cast<char>(0x80))), av);
+}
+template <> inline __m512i row_pair<q4_traits>(const uint8_t *p, size_t d1, __m512i av) {
+    __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p + 2))),
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + d1 + 2)), 1);
+    // low nibbles in the lower half, high nibbles (shifted by 4 per 16-bit lane) in the upper half
+    const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512i z = _mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(b), b, 1), shift);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(z, _mm512_set1_epi8(0x0F)), av);
+}
+// The activation pair in row_pair's element order, and the constant times each block's sum of a.
+template <typename T> inline __m512i pair_act(__m512i av) {
+    if constexpr (T::size == sizeof(block_q4_0)) return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), av);
+    return av;
+}
+template <typename T> constexpr int32_t offset_factor() { return T::size == sizeof(block_q4_0) ? 8 : 128; }
+
+// y[r] (r < nv) = row r of w against one Q8_0 activation row a.
+template <typename T>
+void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const block_q8_0 *a, float *y,
+                  const uint8_t *next, size_t next_bytes) {
+    const size_t pf_step = 16 * 2 * T::size; // bytes of the next group per block pair
+    size_t pf = 0;
+    using tree = lane_tree<T::size == sizeof(block_q4_0)>;
+    // a short group repeats its last row (those results are dropped)
+    const size_t step_last = nv == 16 ? row_bytes : 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib += 2) {
+        const bool lone = ib + 1 >= nb; // odd last block: pair it with itself, keep the first sum
+        const int64_t ib1 = lone ? ib : ib + 1;
+        for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
+        const __m512i a0 = load2(a[ib].qs, a[ib1].qs);
+        const __m512i av = pair_act<T>(a0);
+        const size_t d1 = size_t(ib1 - ib) * T::size;
+        const uint8_t *p = w + size_t(ib) * T::size;
+        __m512i x[4];
+        alignas(64) uint16_t hs[32]; // scales of block ib (rows 0-15), then of block ib1
+        #pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m512i wq[2];
+            #pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i v[2];
+                #pragma GCC unroll 2
+                for (int i = 0; i < 2; i++) {
+                    const int r = 4 * j + 2 * h + i;
+                    v[i] = row_pair<T>(p, d1, av);
+                    __builtin_memcpy(&hs[r], p, 2); // the rows' f16 scales, gathered on the way
+                    __builtin_memcpy(&hs[16 + r], p + d1, 2);
+                    if (r + 1 < nv) p += row_bytes;
+                    else if (r + 1 < 16) p += step_last; // stays on the last row
+                }
+                wq[h] = tree::merge1(v[0], v[1]);
+            }
+            x[j] = tree::merge2(wq[0], wq[1]);
+        }
+        __m512i s0, s1;
+        tree::finish(x, &s0, &s1);
+        // remove the offset: sum (w + c) * a - c * sum a
+        const __m512i sa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), a0);
+        s0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(offset_factor<T>() * _mm512_mask_reduce_add_epi32(0x00FF, sa)));
+        s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(offset_factor<T>() * _mm512_mask_reduce_add_epi32(0xFF00, sa)));
+        const __m512i hv = _mm512_load_si512(hs);
+        const __m512 dw0 = _mm512_cvtph_ps(_mm512_castsi512_si256(hv));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw0, _mm512_set1_ps(h2f(a[ib].d))), acc);
+        if (!lone) {
+            const __m512 dw1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hv, 1));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(dw1, _mm512_set1_ps(h2f(a[ib1].d))), acc);
+        }
+    }
+    _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << nv) - 1), acc);
+}
+
+// ---- prompt: repacked rows ----
+
+// work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows), then [nb] vectors of the rows'
+// f32 scales, then [nb] vectors of 128 * (sum of the rows' block values).
+// Rows 0-15 of the group (a short group repeats its last row): pointers to their block ib.
+// The 16 x 8 dword transposes use in-lane unpacks and one 128-bit lane shuffle per output.
+inline void transpose_q8(const uint8_t *const *rp, __m512i out[8]) {
+    // z[i] = [row i | row i+4] (i < 4), z[4+i] = [row 8+i | row 12+i]: the lane order that makes the
+    // last shuffle put rows 0..15 in lanes 0..15
+    __m512i z[8];
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        z[i] = load2(rp[i] + 2, rp[i + 4] + 2);
+        z[4 + i] = load2(rp[8 + i] + 2, rp[12 + i] + 2);
+    }
+    __m512i t[8], u[8];
+    #pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i *r = z + 4 * h;
+        __m512i *tt = t + 4 * h;
+        tt[0] = _mm512_unpacklo_epi32(r[0], r[1]); // d0 d4 of rows 0,1 (per 128-bit lane)
+        tt[1] = _mm512_unpackhi_epi32(r[0], r[1]); // d2 d6
+        tt[2] = _mm512_unpacklo_epi32(r[2], r[3]);
+        tt[3] = _mm512_unpackhi_epi32(r[2], r[3]);
+        __m512i *uu = u + 4 * h;
+        uu[0] = _mm512_unpacklo_epi64(tt[0], tt[2]); // dword 0 (lanes 0, 2) / 4 (lanes 1, 3) of 4 rows
+        uu[1] = _mm512_unpackhi_epi64(tt[0], tt[2]); // 1 / 5
+        uu[2] = _mm512_unpacklo_epi64(tt[1], tt[3]); // 2 / 6
+        uu[3] = _mm512_unpackhi_epi64(tt[1], tt[3]); // 3 / 7
+    }
+    #pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+        out[c + 4] = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+// Q4_0: 16 bytes of nibbles per row; g[k] = [row k | row k+4 | row k+8 | row k+12], low nibbles give
+// elements 0-15 (dwords 0-3), high nibbles elements 16-31 (dwords 4-7).
+inline void transpose_q4(const uint8_t *const *rp, __m512i out[8]) {
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    __m512i lo[4], hi[4];
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512i g = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k] + 2)));
+        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 4] + 2)), 1);
+        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 8] + 2)), 2);
+        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 12] + 2)), 3);
+        lo[k] = _mm512_sub_epi8(_mm512_and_si512(g, lo4), eight);
+        hi[k] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(g, 4), lo4), eight);
+    }
+    #pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m512i *r = h ? hi : lo;
+        const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
+        out[4 * h + 0] = _mm512_unpacklo_epi64(t0, t2);
+        out[4 * h + 1] = _mm512_unpackhi_epi64(t0, t2);
+        out[4 * h + 2] = _mm512_unpacklo_epi64(t1, t3);
+        out[4 * h + 3] = _mm512_unpackhi_epi64(t1, t3);
+    }
+}
+
+// work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows), then [nb] vectors of the rows'
+// f32 scales, then [nb] vectors of 128 * (sum of the rows' block values).
+template <typename T> void pack_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, uint8_t *work) {
+    const uint8_t *rp[16];
+    for (int r = 0; r < 16; r++) rp[r] = w + size_t(r < nv ? r : nv - 1) * row_bytes;
+    __m512i *q = reinterpret_cast<__m512i *>(work);
+    __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
+    __m512i *corr = reinterpret_cast<__m512i *>(work + size_t(nb) * 9 * 64);
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m512i v[8];
+        if constexpr (T::size == sizeof(block_q8_0)) transpose_q8(rp, v);
+        else transpose_q4(rp, v);
+        __m512i sum = _mm512_setzero_si512();
+        alignas(32) uint16_t hs[16];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            _mm512_store_si512(q + ib * 8 + c, v[c]);
+            sum = _mm512_dpbusd_epi32(sum, ones, v[c]);
+        }
+        #pragma GCC unroll 16
+        for (int r = 0; r < 16; r++) {
+            __builtin_memcpy(&hs[r], rp[r], 2);
+            rp[r] += T::size;
+        }
+        _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(hs))));
+        _mm512_store_si512(corr + ib, _mm512_slli_epi32(sum, 7));
+    }
+}
+
+// TT tokens against a packed group: y[t][0..nv) for t < TT.
+template <int TT>
+void tile(int64_t nb, const uint8_t *work, const uint8_t *const *prep, float *const *y, int nv) {
+    const __m512i *q = reinterpret_cast<const __m512i *>(work);
+    const __m512 *d = reinterpret_cast<const __m512 *>(work + size_t(nb) * 8 * 64);
+    const __m512i *corr = reinterpret_cast<const __m512i *>(work + size_t(nb) * 9 * 64);
+    const float *dy[TT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) dy[t] = reinterpret_cast<const float *>(prep[t] + nb * 32);
+    __m512 acc[TT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m512i s[TT];
+        #pragma GCC unroll 8
+        for (int t = 0; t < TT; t++) s[t] = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            const __m512i wv = _mm512_load_si512(q + ib * 8 + c);
+            #pragma GCC unroll 8
+            for (int t = 0; t < TT; t++) {
+                int32_t a4;
+                __builtin_memcpy(&a4, prep[t] + ib * 32 + 4 * c, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(a4), wv);
+            }
+        }
+        const __m512i cr = _mm512_load_si512(corr + ib);
+        const __m512 dw = _mm512_load_ps(d + ib);
+        #pragma GCC unroll 8
+        for (int t = 0; t < TT; t++)
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], cr)),
+                                     _mm512_mul_ps(dw, _mm512_set1_ps(dy[t][ib])), acc[t]);
+    }
+    const __mmask16 m = static_cast<__mmask16>((1u << nv) - 1);
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y[t], m, acc[t]);
+}
+
+template <int TT>
+void tile_n(int tt, int64_t nb, const uint8_t *work, const uint8_t *const *prep, float *const *y, int nv) {
+    if constexpr (TT > 0) {
+        if (tt == TT) return tile<TT>(nb, work, prep, y, nv);
+        tile_n<TT - 1>(tt, nb, work, prep, y, nv);
+    }
+}
+
+template <typename T>
+void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
+          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
+    for (int64_t g = 0; g < n_rows; g += 16) {
+        const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
+        const uint8_t *wg = w + size_t(g) * row_bytes;
+        if (!prep) {
+            const int64_t nn = n_rows - g - nv < 16 ? n_rows - g - nv : 16; // rows of the next group
+            for (int64_t t = 0; t < n_tok; t++)
+                decode_group<T>(nb, wg, row_bytes, nv,
+                                reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(act) + t * act_stride),
+                                y + t * y_stride + g, wg + 16 * row_bytes, t == 0 ? size_t(nn) * row_bytes : 0);
+            continue;
+        }
+        pack_group<T>(nb, wg, row_bytes, nv, pk);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+            const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
+            const uint8_t *p[kTokTile];
+            float *yo[kTokTile];
+            for (int t = 0; t < tt; t++) {
+                p[t] = static_cast<const uint8_t *>(prep) + (t0 + t) * prep_stride;
+                yo[t] = y + (t0 + t) * y_stride + g;
+            }
+            tile_n<kTokTile>(tt, nb, pk, p, yo, nv);
+        }
+    }
+}
+
+// Q8_0 activation row -> [n bytes q + 128][n/32 f32 scales].
+void prep_q8(int64_t n, const void *a, void *out) {
+    const block_q8_0 *x = static_cast<const block_q8_0 *>(a);
+    uint8_t *q = static_cast<uint8_t *>(out);
+    float *d = reinterpret_cast<float *>(q + n);
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 32), _mm256_xor_si256(v, bias));
+        float s = h2f(x[ib].d);
+        __builtin_memcpy(d + ib, &s, 4);
+    }
+}
+
+} // namespace
+
+void fill_gemm_avx512_vnni(kernels &k) {
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm = gemm<q8_traits>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep_q8;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_min_tokens = 4;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm = gemm<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep_q8;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = 4;
+}
+
+} // namespace gptneox
