@@ -25,8 +25,8 @@ lib: libgptneox.so
 
 # Also copied into the package, where neox_cpp/_lib.py looks first (an editable install then always
 # sees the library `make` just built).
-libgptneox.so: $(OBJS)
-	$(CXX) -shared -o $@ $^ $(LDFLAGS)
+libgptneox.so: $(OBJS) src/api/exports.map
+	$(CXX) -shared -o $@ $(OBJS) $(LDFLAGS) -Wl,--version-script=src/api/exports.map
 	cp -f $@ neox_cpp/libgptneox.so
 
 $(BUILD)/%-avx2.o: %-avx2.cpp $(HDRS)
@@ -50,8 +50,8 @@ asan:
 asan-ctest:
 	$(MAKE) BUILD=build/asan OPT="$(SAN_OPT)" LDFLAGS="-pthread -fsanitize=address,undefined" ctest
 
-build/asan/libgptneox.so: $(OBJS)
-	$(CXX) -shared -o $@ $^ $(LDFLAGS)
+build/asan/libgptneox.so: $(OBJS) src/api/exports.map
+	$(CXX) -shared -o $@ $(OBJS) $(LDFLAGS) -Wl,--version-script=src/api/exports.map
 
 # C++ unit tests (kernels against their scalar references, GGUF reader on corrupt input, ...): each
 # *_test.cpp is linked with the engine's objects into its own binary and run.
