@@ -3,9 +3,6 @@
 converted(kind) builds a random Hugging Face GPTNeoX checkpoint with tests/models.py (tokenizer "bpe":
 byte-level BPE; "spm": sentencepiece with byte fallback and <NL>) and converts it with neox_cpp's converter
 to f32; both are cached in models.cache_dir() (keyed by the options), so a test session builds each once.
-
-sampling_available() tells whether the engine's llama_sampler_* functions exist yet (completion tests skip
-with a message until they do).
 """
 
 from __future__ import annotations
@@ -15,8 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Tuple
-
-import pytest
 
 from models import cache_dir, convert_model, make_hf_model
 
@@ -50,17 +45,3 @@ def converted(kind: str, name: str = "") -> Tuple[Path, Path]:
         raise
     return final / folder, gguf_path
 
-
-def sampling_available() -> bool:
-    from neox_cpp import llama_compat
-
-    try:
-        llama_compat.llama_sampler_chain_default_params()
-    except NotImplementedError:
-        return False
-    return True
-
-
-def require_sampling() -> None:
-    if not sampling_available():
-        pytest.skip("the engine's llama_sampler_* functions are not implemented yet (completion needs them)")

@@ -12,7 +12,7 @@ from typing import Any, Iterator, List
 
 import numpy as np
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 
@@ -151,7 +151,6 @@ def _count_evals(llm: Any) -> List[int]:
 def test_completion_prefix_reuse_through_cache(gguf_path: Path) -> None:
     """A completion whose prompt extends an earlier prompt+completion restores the cached state
     (only the new tokens are evaluated) and gives the same text as without the cache."""
-    require_sampling()
     kw = dict(max_tokens=8, temperature=0.0)
     plain = neox_cpp.Llama(model_path=str(gguf_path), n_ctx=256, verbose=False)
     cached = neox_cpp.Llama(model_path=str(gguf_path), n_ctx=256, verbose=False)
@@ -174,7 +173,6 @@ def test_completion_prefix_reuse_through_cache(gguf_path: Path) -> None:
 
 
 def test_set_seed_and_seed_argument(llm: Any) -> None:
-    require_sampling()
     kw = dict(max_tokens=24, temperature=1.5, top_k=0, top_p=1.0, min_p=0.0)
     texts = []
     for seed in (1, 2, 3, 4):

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 from neox_cpp import chat_formats as cf
@@ -207,7 +207,6 @@ def rinna() -> Iterator[Any]:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_rinna_chat_end_to_end(rinna: Any, stream: bool) -> None:
-    require_sampling()
     assert rinna.chat_format == "rinna"
     prompt, text, finish = _chat(rinna, RINNA_MESSAGES, "渋谷には<NL>ハチ公像があります。", stream)
     assert prompt == rinna.tokenize(RINNA_CARD_EXAMPLE.encode(), add_bos=False, special=True)  # no BOS
@@ -217,7 +216,6 @@ def test_rinna_chat_end_to_end(rinna: Any, stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_rinna_stops_at_next_user_turn(rinna: Any, stream: bool) -> None:
-    require_sampling()
     _, text, finish = _chat(rinna, RINNA_MESSAGES, "はい。<NL>ユーザー: 次の質問", stream)
     assert text == "はい。"
     assert finish == "stop"
@@ -225,7 +223,6 @@ def test_rinna_stops_at_next_user_turn(rinna: Any, stream: bool) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_redpajama_chat_end_to_end(stream: bool) -> None:
-    require_sampling()
     llm = neox_cpp.Llama(model_path=str(_variant("bpe", "redpajama-incite-chat-tiny")), n_ctx=256,
                          verbose=False)
     try:
@@ -239,7 +236,6 @@ def test_redpajama_chat_end_to_end(stream: bool) -> None:
 
 
 def test_dolly_chat_end_to_end() -> None:
-    require_sampling()
     llm = neox_cpp.Llama(model_path=str(_variant("bpe", "dolly-v2-tiny")), n_ctx=256, verbose=False)
     try:
         msgs = [{"role": "user", "content": "Name a king."}]
@@ -254,7 +250,6 @@ def test_dolly_chat_end_to_end() -> None:
 def test_gguf_template_is_used() -> None:
     """A template of the model's own (not one of the families) goes through llama-cpp-python's Jinja
     handler (chat_template.default)."""
-    require_sampling()
     template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
                 "{% if add_generation_prompt %}[assistant]{% endif %}")
     llm = neox_cpp.Llama(model_path=str(_variant("bpe", "custom-chat", template)), n_ctx=256, verbose=False)

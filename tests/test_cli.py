@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 from neox_cpp import cli
@@ -25,7 +25,6 @@ PROMPT = "吾輩は猫である。"
 
 @pytest.fixture(scope="module")
 def model() -> Path:
-    require_sampling()
     return converted("spm", name="rinna-japanese-gpt-neox-3.6b-instruction-sft")[1]
 
 

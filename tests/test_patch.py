@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 
@@ -137,7 +137,6 @@ LC_CALL = dict(max_tokens=256, temperature=0.8, top_p=0.95, logprobs=None, echo=
 
 
 def test_langchain_seed_call(patched: None, gguf: Path) -> None:
-    require_sampling()
     from langchain_community.llms import LlamaCpp
 
     llm = LlamaCpp(model_path=str(gguf), n_ctx=1024, max_tokens=256, seed=1, stop=STOP, f16_kv=True,
@@ -158,7 +157,6 @@ def test_langchain_seed_call(patched: None, gguf: Path) -> None:
 
 def test_langchain_defaults(patched: None, gguf: Path) -> None:
     """LangChain's defaults: n_ctx 512, n_batch 8, seed -1, rope_freq_base 10000.0, streaming=True."""
-    require_sampling()
     from langchain_community.llms import LlamaCpp
 
     llm = LlamaCpp(model_path=str(gguf), max_tokens=32, verbose=False)

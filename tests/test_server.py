@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 
@@ -104,7 +104,6 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_path: Path) -> Iterator[Server]:
-    require_sampling()
     # interrupt_requests (on by default in llama-cpp-python's server) ends a stream early as soon as
     # another request waits; off, every one of the concurrent requests runs to completion.
     srv = Server(model_path, "--embedding", "true", "--interrupt_requests", "false")

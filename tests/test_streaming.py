@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import numpy as np
 import pytest
-from llm_models import converted, require_sampling
+from llm_models import converted
 
 import neox_cpp
 
@@ -69,7 +69,6 @@ class _Force:
 
 @pytest.fixture(scope="module", params=["bpe", "spm"])
 def model(request: pytest.FixtureRequest) -> Iterator[Tuple[str, Any]]:
-    require_sampling()
     _, path = converted(request.param)
     llm = neox_cpp.Llama(model_path=str(path), n_ctx=512, verbose=False)
     yield request.param, llm

@@ -20,7 +20,7 @@ import pytest
 
 sentencepiece = pytest.importorskip("sentencepiece")
 
-from llm_models import converted, require_sampling  # noqa: E402
+from llm_models import converted  # noqa: E402
 
 TEXTS = [
     "吾輩は猫である。名前はまだ無い。",
@@ -116,7 +116,6 @@ def test_detokenize_with_prev_tokens(spm_llama: Tuple[Any, Any]) -> None:
 
 
 def test_stream_never_splits_a_character(spm_llama: Tuple[Any, Any]) -> None:
-    require_sampling()
     llm, sp = spm_llama
     prompt = "吾輩は"
     prompt_ids = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=False)
