@@ -132,6 +132,28 @@ enum gptneox_type {
 /* Return false to cancel loading (the load then fails with GPTNEOX_STATUS_ABORTED). */
 typedef bool (*gptneox_progress_callback)(float progress, void *user_data);
 
+/* Override of one GGUF metadata key at load (layout of llama.h's llama_model_kv_override). The loader,
+ * the tokenizer and gptneox_model_meta_* then see the overriding value. An override of a key present in
+ * the file must match its type (INT: any integer type, in range; FLOAT: FLOAT32/FLOAT64; BOOL; STR),
+ * otherwise the load fails naming the key. A key absent from the file is added (INT64, FLOAT64, BOOL or
+ * STRING). key and val_str need not be NUL-terminated when they use all 128 bytes (key must not). */
+enum gptneox_model_kv_override_type {
+    GPTNEOX_KV_OVERRIDE_TYPE_INT = 0,
+    GPTNEOX_KV_OVERRIDE_TYPE_FLOAT = 1,
+    GPTNEOX_KV_OVERRIDE_TYPE_BOOL = 2,
+    GPTNEOX_KV_OVERRIDE_TYPE_STR = 3,
+};
+struct gptneox_model_kv_override {
+    int32_t tag; /* enum gptneox_model_kv_override_type */
+    char key[128];
+    union {
+        int64_t val_i64;
+        double val_f64;
+        bool val_bool;
+        char val_str[128];
+    };
+};
+
 struct gptneox_model_params {
     gptneox_progress_callback progress_callback; /* may be NULL */
     void *progress_callback_user_data;
@@ -139,6 +161,8 @@ struct gptneox_model_params {
     bool use_mmap;      /* map the file read-only (default); false reads it into memory */
     bool use_mlock;     /* lock the weights in RAM (best effort; a failure is logged) */
     bool check_tensors; /* scan tensor data for NaN/Inf and invalid block scales at load */
+    /* NULL, or an array of overrides terminated by an entry whose key[0] == 0 (copied during the load) */
+    const struct gptneox_model_kv_override *kv_overrides;
 };
 GPTNEOX_API struct gptneox_model_params gptneox_model_default_params(void);
 
@@ -336,7 +360,9 @@ GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
 GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_batch batch);
 
 /* Logits of the outputs of the last decode: n_outputs rows of n_vocab floats, in batch order. Valid until
- * the next decode or free. NULL if the last decode produced no outputs. */
+ * the next decode or free. NULL if the last decode produced no outputs. With embeddings and pooling MEAN
+ * or LAST every token of the batch is an output row (pooling needs them all); the rows of tokens that
+ * did not ask for logits (batch.logits[i] == 0) are zeros. */
 GPTNEOX_API float *gptneox_get_logits(struct gptneox_context *ctx);
 /* A row of the last decode's outputs. As llama.h: i >= 0 is the index of a token in that batch, which
  * must have had logits[i] != 0 (with every token an output, this is also the output row); i < 0 counts
@@ -557,8 +583,10 @@ GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_dry(const struct gptneo
                                                              const char **seq_breakers, size_t num_breakers);
 GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_logit_bias(int32_t n_vocab, int32_t n_logit_bias,
                                                                     const gptneox_logit_bias *logit_bias);
-/* Grammar (GBNF) sampling is not implemented in this build: always returns NULL with
- * GPTNEOX_STATUS_UNSUPPORTED. */
+/* Grammar (GBNF, llama.cpp's syntax; grammar_root NULL or "" means "root"): sets -inf on every candidate
+ * whose text cannot continue the grammar, and on end-of-generation tokens until it is complete; accept()
+ * advances it (an impossible token is an error). NULL with GPTNEOX_STATUS_INVALID_ARGUMENT and the parse
+ * error (line, column) in gptneox_last_error() on a bad grammar. */
 GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_grammar(const struct gptneox_vocab *vocab,
                                                                  const char *grammar_str, const char *grammar_root);
 

@@ -143,17 +143,43 @@ def llama_model_default_params() -> llama_model_params:
     return p
 
 
-def _kv_overrides_given(params: llama_model_params) -> bool:
+def _kv_overrides(params: llama_model_params) -> Optional[ctypes.Array[_n.gptneox_model_kv_override]]:
+    """llama_model_params.kv_overrides (terminated by an empty key) as a gptneox array, or None."""
     ov = params.kv_overrides
-    return bool(ov) and ov[0].key[:1] not in (b"", b"\0")
+    if not ov:
+        return None
+    items = []
+    i = 0
+    while ov[i].key[:1] not in (b"", b"\0"):
+        items.append(ov[i])
+        i += 1
+    if not items:
+        return None
+    out = (_n.gptneox_model_kv_override * (len(items) + 1))()  # zeroed: the last entry terminates
+    for dst, src in zip(out, items):
+        # Same layout as llama.h's struct: copy the 128-byte key and the union as raw bytes (a 128-byte
+        # val_str need not be NUL-terminated).
+        dst.tag = int(src.tag)
+        ctypes.memmove(
+            ctypes.addressof(dst) + _n.gptneox_model_kv_override.key.offset,
+            ctypes.addressof(src) + type(src).key.offset,
+            128,
+        )
+        ctypes.memmove(
+            ctypes.addressof(dst) + _n.gptneox_model_kv_override.value.offset,
+            ctypes.addressof(src) + type(src).value.offset,
+            128,
+        )
+    return out
 
 
 def llama_model_load_from_file(path_model: Any, params: Any, /) -> Optional[int]:
     if isinstance(path_model, str):
         path_model = path_model.encode("utf-8")
-    if _kv_overrides_given(params):
-        raise NotImplementedError("llama_model_params.kv_overrides is not implemented by neox_cpp yet")
+    overrides = _kv_overrides(params)
     p = _n.gptneox_model_default_params()
+    if overrides is not None:
+        p.kv_overrides = ctypes.cast(overrides, ctypes.POINTER(_n.gptneox_model_kv_override))
     mode = int(params.load_mode)
     p.use_mmap = mode in (LLAMA_LOAD_MODE_AUTO, LLAMA_LOAD_MODE_MMAP, LLAMA_LOAD_MODE_MMAP_MLOCK)
     p.use_mlock = mode in (LLAMA_LOAD_MODE_MLOCK, LLAMA_LOAD_MODE_MMAP_MLOCK)

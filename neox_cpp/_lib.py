@@ -166,6 +166,31 @@ gptneox_progress_callback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_float, ctyp
 gptneox_abort_callback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p)
 
 
+# enum gptneox_model_kv_override_type
+GPTNEOX_KV_OVERRIDE_TYPE_INT = 0
+GPTNEOX_KV_OVERRIDE_TYPE_FLOAT = 1
+GPTNEOX_KV_OVERRIDE_TYPE_BOOL = 2
+GPTNEOX_KV_OVERRIDE_TYPE_STR = 3
+
+
+class gptneox_model_kv_override_value(ctypes.Union):
+    _fields_ = [
+        ("val_i64", ctypes.c_int64),
+        ("val_f64", ctypes.c_double),
+        ("val_bool", ctypes.c_bool),
+        ("val_str", ctypes.c_char * 128),
+    ]
+
+
+class gptneox_model_kv_override(ctypes.Structure):
+    _anonymous_ = ("value",)
+    _fields_ = [
+        ("tag", ctypes.c_int32),
+        ("key", ctypes.c_char * 128),
+        ("value", gptneox_model_kv_override_value),
+    ]
+
+
 class gptneox_model_params(ctypes.Structure):
     _fields_ = [
         ("progress_callback", gptneox_progress_callback),
@@ -174,6 +199,7 @@ class gptneox_model_params(ctypes.Structure):
         ("use_mmap", ctypes.c_bool),
         ("use_mlock", ctypes.c_bool),
         ("check_tensors", ctypes.c_bool),
+        ("kv_overrides", ctypes.POINTER(gptneox_model_kv_override)),
     ]
 
 

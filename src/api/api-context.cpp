@@ -9,6 +9,7 @@
 
 #include "api/context.h"
 #include "common/status.h"
+#include "kernels/matmul.h"
 
 using gptneox::fail;
 using gptneox::guard;
@@ -164,23 +165,50 @@ void pool_embeddings(gptneox_context &c, int32_t n_tokens) {
     }
 }
 
+// Pooled runs: the forward pass gave the final-norm hidden state of every token of the ubatch [b0, b0+nt)
+// (output row = batch index); compute logits = Wout h for each run of consecutive tokens that want them,
+// straight into their rows, and zero the rows of the others.
+template <typename WantsLogits>
+void pooled_logits(gptneox_context &c, int32_t n_threads, int32_t b0, int32_t nt, const WantsLogits &wants_logits) {
+    const auto &hp = c.model->hp;
+    const size_t nv = size_t(hp.n_vocab), n = size_t(hp.n_embd);
+    int32_t i = b0;
+    while (i < b0 + nt) {
+        const int32_t row = c.output_ids[size_t(i)];
+        if (!wants_logits(i)) {
+            std::fill_n(c.logits.data() + size_t(row) * nv, nv, 0.0f);
+            i++;
+            continue;
+        }
+        int32_t j = i + 1;
+        while (j < b0 + nt && wants_logits(j)) j++;
+        gptneox::matmul(*c.kern, *c.pool, n_threads, c.model->output, nullptr, c.embd.data() + size_t(row) * n, j - i,
+                        int64_t(n), c.logits.data() + size_t(row) * nv, int64_t(nv), c.rs.mm_scratch);
+        i = j;
+    }
+}
+
 int32_t decode(gptneox_context &c, const gptneox_batch &b) {
     const int64_t t0 = gptneox_time_us();
     check_batch(c, b);
     const int32_t T = b.n_tokens;
     if (!c.cache.find_slots(uint32_t(T), c.cells.data())) return 1; // no room: nothing changed
 
-    // Which tokens produce an output. Pooled embeddings need every token (and no logits).
+    // Which tokens produce an output. Pooled embeddings need the hidden state of every token, so then every
+    // token is an output row, but logits are computed only for the tokens asking for them (wants_logits);
+    // the logits rows of the others hold zeros.
     const bool pooled = c.params.embeddings && c.params.pooling_type != GPTNEOX_POOLING_TYPE_NONE;
-    int32_t n_out = 0;
+    auto wants_logits = [&](int32_t i) { return b.logits ? b.logits[i] != 0 : (c.params.embeddings || i == T - 1); };
+    int32_t n_out = 0, n_logits = 0;
     for (int32_t i = 0; i < T; i++) {
-        const bool out = pooled || (b.logits ? b.logits[i] != 0 : (c.params.embeddings || i == T - 1));
-        c.output_ids[size_t(i)] = out ? n_out++ : -1;
+        const bool lg = wants_logits(i);
+        n_logits += lg ? 1 : 0;
+        c.output_ids[size_t(i)] = pooled || lg ? n_out++ : -1;
     }
-    reserve_outputs(c, n_out, !pooled);
+    reserve_outputs(c, n_out, true);
     c.n_outputs = 0;
     c.n_batch_last = T;
-    c.has_logits = !pooled;
+    c.has_logits = !pooled || n_logits > 0;
 
     const auto &hp = c.model->hp;
     gptneox::run_config cfg;
@@ -214,6 +242,7 @@ int32_t decode(gptneox_context &c, const gptneox_batch &b) {
         bool ok = false;
         try {
             ok = gptneox::forward(*c.model, *c.kern, *c.pool, c.cache, c.rs, cfg, ub);
+            if (ok && pooled) pooled_logits(c, cfg.n_threads, b0, nt, wants_logits);
         } catch (...) {
             for (int32_t i = 0; i < b0 + nt; i++) c.cache.release(uint32_t(c.cells[size_t(i)]));
             c.n_batch_last = 0;

@@ -96,6 +96,7 @@ GPTNEOX_API gptneox_model_params gptneox_model_default_params(void) {
     p.use_mmap = true;
     p.use_mlock = false;
     p.check_tensors = false;
+    p.kv_overrides = nullptr;
     return p;
 }
 

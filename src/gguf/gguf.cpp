@@ -424,6 +424,15 @@ const gguf_value *typed(const gguf_file &f, const std::string &key, gguf_type wa
         if (required) fail(GPTNEOX_STATUS_FORMAT, "%s: missing key '%s'", f.path().c_str(), key.c_str());
         return nullptr;
     }
+    if (kv->value.overridden && want == gguf_type::u32 && kv->value.type == gguf_type::i64) {
+        // An override of a key absent from the file is INT64: accept it when in range (num.u aliases num.i).
+        if (kv->value.num.i < 0 || kv->value.num.i > static_cast<int64_t>(UINT32_MAX)) {
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "kv_override '%s' = %" PRId64 " is out of range for UINT32",
+                 key.c_str(), kv->value.num.i);
+        }
+        return &kv->value;
+    }
+    if (kv->value.overridden && want == gguf_type::f32 && kv->value.type == gguf_type::f64) return &kv->value;
     if (kv->value.type != want) {
         fail(GPTNEOX_STATUS_FORMAT, "%s: key '%s' has type %s, expected %s", f.path().c_str(), key.c_str(),
              gguf_type_name(kv->value.type), gguf_type_name(want));

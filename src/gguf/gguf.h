@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "gptneox.h"
+
 namespace gptneox {
 
 // GGUF metadata value types (gguf_type).
@@ -35,6 +37,7 @@ struct gguf_value {
         bool b;
     } num = {0};
     std::string_view str; // strings only
+    bool overridden = false; // set by apply_overrides (the getters then also accept INT64 / FLOAT64 values)
 };
 
 struct gguf_kv {
@@ -91,6 +94,10 @@ public:
     const std::vector<gguf_tensor_info> &tensors() const { return tensors_; }
     const gguf_tensor_info *find_tensor(const std::string &name) const; // nullptr if absent
 
+    // Replace (or add) metadata values from a key[0] == 0 terminated array (NULL: no-op); see
+    // gptneox_model_kv_override. Throws INVALID_ARGUMENT naming the key on a type mismatch.
+    void apply_overrides(const gptneox_model_kv_override *ov);
+
     // Lock the mapping in RAM (best effort). Returns false on failure.
     bool mlock();
 
@@ -110,6 +117,7 @@ private:
     std::unordered_map<std::string, size_t> kv_index_;
     std::vector<gguf_tensor_info> tensors_;
     std::unordered_map<std::string, size_t> tensor_index_;
+    std::vector<std::unique_ptr<std::string>> override_strs_; // storage of overriding string values
 };
 
 // ggml type table: block size (elements) and bytes per block; 0/0 for ids this build does not know.

@@ -505,6 +505,91 @@ void test_type_table() {
           "type table removed ids");
 }
 
+// ---- kv overrides ------------------------------------------------------------------------------------
+
+gptneox_model_kv_override ov_entry(const char *key, int32_t tag) {
+    gptneox_model_kv_override o;
+    std::memset(&o, 0, sizeof o);
+    std::snprintf(o.key, sizeof o.key, "%s", key);
+    o.tag = tag;
+    return o;
+}
+
+// Apply `ovs` (terminated here) to a fresh parse of valid_spec(); "" on success, else the message.
+std::string apply(std::vector<gptneox_model_kv_override> ovs, std::unique_ptr<gguf_file> *out = nullptr) {
+    ovs.push_back(ov_entry("", 0));
+    write_file(serialize(valid_spec()));
+    try {
+        auto f = gguf_file::open(g_tmp, true);
+        f->apply_overrides(ovs.data());
+        if (out) *out = std::move(f);
+        return "";
+    } catch (const error &e) {
+        check(e.status() == GPTNEOX_STATUS_INVALID_ARGUMENT, std::string("override error status: ") + e.what());
+        return e.what();
+    }
+}
+
+void test_overrides() {
+    auto i = ov_entry("gptneox.context_length", GPTNEOX_KV_OVERRIDE_TYPE_INT);
+    i.val_i64 = 4096;
+    auto fl = ov_entry("gptneox.attention.layer_norm_epsilon", GPTNEOX_KV_OVERRIDE_TYPE_FLOAT);
+    fl.val_f64 = 0.25;
+    auto b = ov_entry("gptneox.use_parallel_residual", GPTNEOX_KV_OVERRIDE_TYPE_BOOL);
+    b.val_bool = false;
+    auto st = ov_entry("general.architecture", GPTNEOX_KV_OVERRIDE_TYPE_STR);
+    std::memset(st.val_str, 'z', sizeof st.val_str); // 128 bytes, no NUL: all of them are the value
+    auto ni = ov_entry("new.int", GPTNEOX_KV_OVERRIDE_TYPE_INT);
+    ni.val_i64 = 7;
+    auto nf = ov_entry("new.float", GPTNEOX_KV_OVERRIDE_TYPE_FLOAT);
+    nf.val_f64 = 1.5;
+    std::unique_ptr<gguf_file> f;
+    std::string err = apply({i, fl, b, st, ni, nf}, &f);
+    check(err.empty(), "overrides of matching types: " + err);
+    if (f) {
+        check(f->get_u32("gptneox.context_length") == 4096, "override u32");
+        check(f->find("gptneox.context_length")->value.type == gguf_type::u32, "override keeps the file's type");
+        check(f->get_f32("gptneox.attention.layer_norm_epsilon") == 0.25f, "override f32");
+        check(!f->get_bool("gptneox.use_parallel_residual"), "override bool");
+        check(f->get_str("general.architecture") == std::string(128, 'z'), "override str of 128 bytes");
+        check(f->get_u32("new.int") == 7 && f->get_u32_or("new.int", 0) == 7, "added int read as u32");
+        check(f->get_f32_or("new.float", 0.0f) == 1.5f, "added float read as f32");
+        check(gguf_file::value_to_string(f->find("new.int")->value) == "7", "added int text");
+        check(f->kvs().size() == valid_spec().kvs.size() + 2, "added keys are listed");
+    }
+    auto bad_bool = ov_entry("gptneox.use_parallel_residual", GPTNEOX_KV_OVERRIDE_TYPE_INT);
+    err = apply({bad_bool});
+    check(err.find("gptneox.use_parallel_residual") != std::string::npos && err.find("BOOL") != std::string::npos,
+          "int for a BOOL key: " + err);
+    auto bad_str = ov_entry("gptneox.attention.layer_norm_epsilon", GPTNEOX_KV_OVERRIDE_TYPE_STR);
+    err = apply({bad_str});
+    check(err.find("layer_norm_epsilon") != std::string::npos, "str for a FLOAT32 key: " + err);
+    auto bad_arr = ov_entry("tokenizer.ggml.tokens", GPTNEOX_KV_OVERRIDE_TYPE_STR);
+    err = apply({bad_arr});
+    check(err.find("tokenizer.ggml.tokens") != std::string::npos, "str for an array key: " + err);
+    auto neg = ov_entry("gptneox.context_length", GPTNEOX_KV_OVERRIDE_TYPE_INT);
+    neg.val_i64 = -1;
+    err = apply({neg});
+    check(err.find("out of range") != std::string::npos, "negative for a UINT32 key: " + err);
+    auto tag = ov_entry("x", 9);
+    err = apply({tag});
+    check(err.find("unknown type tag") != std::string::npos, "unknown tag: " + err);
+    auto big = ov_entry("new.big", GPTNEOX_KV_OVERRIDE_TYPE_INT);
+    big.val_i64 = int64_t(1) << 40;
+    err = apply({big}, &f);
+    check(err.empty(), "a big added int is accepted: " + err);
+    if (f) {
+        std::string msg;
+        try {
+            (void)f->get_u32("new.big");
+        } catch (const error &e) {
+            msg = e.what();
+        }
+        check(msg.find("new.big") != std::string::npos, "a big added int read as u32 fails: " + msg);
+    }
+    check(apply({}).empty(), "empty override list");
+}
+
 } // namespace
 
 int main() {
@@ -529,6 +614,7 @@ int main() {
     test_all_cuts();
     test_fuzz();
     test_real_file();
+    test_overrides();
 
     unlink(g_tmp.c_str());
     std::printf("gguf_test: %d passed, %d failed\n", g_pass, g_fail);

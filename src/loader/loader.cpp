@@ -204,6 +204,7 @@ std::unique_ptr<model> load_model(const std::string &path, const gptneox_model_p
     progress(params, path, 0.0f);
     auto m = std::make_unique<model>();
     m->file = gguf_file::open(path, params.use_mmap);
+    m->file->apply_overrides(params.kv_overrides); // before anything below reads a key
     const gguf_file &f = *m->file;
     const char *p = path.c_str();
 
