@@ -8,7 +8,8 @@ Python memory; ``llama_sampler_chain_remove`` / ``_get`` hand back the caller's 
 
 Seeds are masked with ``& 0xFFFFFFFF`` (llama-cpp-python passes up to ``2**32`` and ``-1``); 0xFFFFFFFF
 means "a random seed", as in llama.h. ``llama_sampler_init_penalties`` takes ``n_vocab`` first, as
-llama-cpp-python 0.3.36 declares it (it is not needed). Grammar samplers are not implemented (stubs).
+llama-cpp-python 0.3.36 declares it (it is not needed). ``llama_sampler_init_grammar`` builds the engine's
+GBNF sampler (``None`` with the parse error logged on a bad grammar); the lazy grammar samplers are stubs.
 """
 
 from __future__ import annotations
@@ -294,6 +295,16 @@ def llama_sampler_init_dry(
 def llama_sampler_init_logit_bias(n_vocab: Any, n_logit_bias: Any, logit_bias: Any, /) -> Optional[int]:
     return _check(
         _n.gptneox_sampler_init_logit_bias(n_vocab, n_logit_bias, logit_bias), "llama_sampler_init_logit_bias"
+    )
+
+
+def llama_sampler_init_grammar(vocab: Any, grammar_str: Any, grammar_root: Any, /) -> Optional[int]:
+    def _b(v: Any) -> Optional[bytes]:
+        return v.encode("utf-8") if isinstance(v, str) else v
+
+    return _check(
+        _n.gptneox_sampler_init_grammar(vocab, _b(grammar_str), _b(grammar_root)),
+        "llama_sampler_init_grammar",
     )
 
 

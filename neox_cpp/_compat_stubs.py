@@ -325,10 +325,6 @@ def llama_sampler_copy(src: Any, dst: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_copy")
 
 
-def llama_sampler_init_grammar(vocab: Any, grammar_str: Any, grammar_root: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_grammar")
-
-
 def llama_sampler_init_grammar_lazy(
     vocab: Any,
     grammar_str: Any,

@@ -4,6 +4,7 @@
 #include "api/context.h"
 #include "common/status.h"
 #include "gptneox.h"
+#include "sampling/grammar.h"
 #include "sampling/sampling.h"
 
 using gptneox::fail;
@@ -236,12 +237,7 @@ GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_logit_bias(int32_t n_vo
 
 GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_grammar(const struct gptneox_vocab *vocab,
                                                                  const char *grammar_str, const char *grammar_root) {
-    (void)vocab;
-    (void)grammar_str;
-    (void)grammar_root;
-    return guard((gptneox_sampler *)nullptr, []() -> gptneox_sampler * {
-        fail(GPTNEOX_STATUS_UNSUPPORTED, "grammar (GBNF) sampling is not implemented by neox_cpp yet");
-    });
+    return make([&] { return smp::make_grammar(vocab, grammar_str, grammar_root); });
 }
 
 } // extern "C"
