@@ -208,63 +208,126 @@ void q8_0_to_float(const void *x, float *y, int64_t n) {
     }
 }
 
-// Sum of w[i]*a[i] in 8 int32 lanes (exact: |w| <= 128, |a| <= 127, so the pairwise i16 sums of
-// maddubs stay below 32767). Sign trick: |w| as u8 times a carrying w's sign.
-inline __m256i dot_i8(__m256i w, __m256i a) {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+// One blocked kernel for every Q8_0 / Q4_0 product: R weight rows x T activation rows (Q8_0), one
+// 8-lane f32 accumulator per (row, token):
+//   for each block b in order:  acc = fma(float(p_b), dx_b * dy_b, acc);  result = hsum(acc)
+// where lane l of p_b is the exact int32 dot of elements 4l..4l+3 of block b. vec_dot (1 x 1),
+// vec_dot_x4 (1 x 4) and the gemm entry (decode: 4 rows x 1 token; prompt: 2 rows x 4 tokens) all run
+// this code, so a token's result never depends on how many tokens or rows share the call.
+// Q8_0 weights: |w| times a carrying w's sign (maddubs; |w| <= 128, |a| <= 127 keep the i16 pair sums
+// exact). Q4_0: the nibbles q as unsigned bytes (one broadcast load, one shift, one AND for 32 values),
+// (q - 8) . a = q . a - 8 . a in i16 pairs (exact), the 8 . a part once per token and block.
+struct q8_dec {
+    __m256i abs, sgn;
+};
+inline q8_dec decode_w(const block_q8_0 &b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
+    return q8_dec{_mm256_sign_epi8(w, w), w};
 }
-
-// 32 signed 4-bit values of a Q4_0 block as int8 in element order (low nibbles first).
-inline __m256i unpack_q4(const uint8_t *qs) {
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(qs));
-    const __m128i lo4 = _mm_set1_epi8(0x0F);
-    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), lo4), _mm_and_si128(b, lo4));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+// low nibbles (elements 0-15) in the lower 128 bits, high nibbles (16-31) in the upper
+inline __m256i decode_w(const block_q4_0 &b) {
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b.qs)));
+    return _mm256_and_si256(_mm256_srlv_epi32(x, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
 }
+// what a token's block contributes to every row: the activations, and for Q4_0 8 . a in i16 pairs
+struct act_blk {
+    __m256i a, c;
+};
+inline act_blk act_for(const block_q8_0 *, const int8_t *qs) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(qs));
+    return act_blk{a, a};
+}
+inline act_blk act_for(const block_q4_0 *, const int8_t *qs) {
+    const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(qs));
+    return act_blk{a, _mm256_maddubs_epi16(_mm256_set1_epi8(8), a)};
+}
+inline __m256i dot16(const q8_dec &w, const act_blk &a) {
+    return _mm256_maddubs_epi16(w.abs, _mm256_sign_epi8(a.a, w.sgn));
+}
+inline __m256i dot16(__m256i q, const act_blk &a) { return _mm256_sub_epi16(_mm256_maddubs_epi16(q, a.a), a.c); }
 
-// One weight row against N activation rows; each weight block is loaded (and for Q4_0 unpacked) once.
-// vec_dot (N = 1) and vec_dot_x4 (N = 4) are this one code, so results do not depend on batching.
-// Two accumulators per row (even / odd blocks) so one row is not bound by the FMA latency.
-template <int N, typename Block, typename Decode>
-inline void q_dot_n(int64_t nb, const Block *x, const void *a, size_t a_stride, float *out, Decode decode) {
-    const block_q8_0 *y[N];
+// y[t * y_stride + r] = dot(row r at w + r * row_bytes, token t at a + t * a_stride), r < R, t < T.
+template <int R, int T, typename Block>
+inline void q_tile(int64_t nb, const uint8_t *w, size_t row_bytes, const uint8_t *a, size_t a_stride, float *y,
+                   size_t y_stride, const uint8_t *next = nullptr, size_t next_bytes = 0) {
+    size_t pf = 0;
+    const Block *x[R];
+    const block_q8_0 *ya[T];
     #pragma GCC unroll 4 // -O2 keeps a rolled loop's acc[] in memory
-    for (int j = 0; j < N; j++) y[j] = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(a) + j * a_stride);
-    __m256 acc[2][N];
+    for (int r = 0; r < R; r++) x[r] = reinterpret_cast<const Block *>(w + r * row_bytes);
     #pragma GCC unroll 4
-    for (int j = 0; j < N; j++) acc[0][j] = acc[1][j] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    auto block = [&](int64_t ib, __m256 *ac) {
-        __m256i wv = decode(x[ib]);
-        __m256i aw = _mm256_sign_epi8(wv, wv);
-        float dx = h2f(x[ib].d);
+    for (int t = 0; t < T; t++) ya[t] = reinterpret_cast<const block_q8_0 *>(a + t * a_stride);
+    __m256 acc[R][T];
+    #pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
         #pragma GCC unroll 4
-        for (int j = 0; j < N; j++) {
-            __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(y[j][ib].qs));
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(av, wv)), ones);
-            ac[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dx * h2f(y[j][ib].d)), ac[j]);
+        for (int t = 0; t < T; t++) acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        // R rows side by side are more streams than the hardware prefetchers follow well: the next rows
+        // (next_bytes at next) are fetched front to back at the pace these are consumed
+        for (const size_t e = size_t(ib + 1) * R * sizeof(Block); pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T0);
+        decltype(decode_w(x[0][0])) wd[R];
+        __m256 dx[R];
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            wd[r] = decode_w(x[r][ib]);
+            dx[r] = _mm256_set1_ps(h2f(x[r][ib].d));
         }
-    };
-    int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        block(ib, acc[0]);
-        block(ib + 1, acc[1]);
+        #pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const act_blk ab = act_for(x[0], ya[t][ib].qs);
+            const __m256 dy = _mm256_set1_ps(h2f(ya[t][ib].d));
+            #pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256i p = _mm256_madd_epi16(dot16(wd[r], ab), ones);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dx[r], dy), acc[r][t]);
+            }
+        }
     }
-    if (ib < nb) block(ib, acc[0]);
     #pragma GCC unroll 4
-    for (int j = 0; j < N; j++) out[j] = hsum(_mm256_add_ps(acc[0][j], acc[1][j]));
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[t * y_stride + r] = hsum(acc[r][t]);
 }
 
-template <int N> void q8_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
-    q_dot_n<N>(n / QK8_0, static_cast<const block_q8_0 *>(w), a, a_stride, out, [](const block_q8_0 &b) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b.qs));
-    });
+template <typename Block> float q_dot(int64_t n, const void *w, const void *a) {
+    float v;
+    q_tile<1, 1, Block>(n / 32, static_cast<const uint8_t *>(w), 0, static_cast<const uint8_t *>(a), 0, &v, 0);
+    return v;
+}
+template <typename Block> void q_dot_x4(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
+    q_tile<1, 4, Block>(n / 32, static_cast<const uint8_t *>(w), 0, static_cast<const uint8_t *>(a), a_stride, out, 1);
 }
 
-template <int N> void q4_0_dot_n(int64_t n, const void *w, const void *a, size_t a_stride, float *out) {
-    q_dot_n<N>(n / QK4_0, static_cast<const block_q4_0 *>(w), a, a_stride, out,
-               [](const block_q4_0 &b) { return unpack_q4(b.qs); });
+// The gemm entry (kernels.h), on Q8_0 activation rows in place (no gemm_prep): few tokens go one at a
+// time over 4 rows (decode), more in tiles of 2 rows x 4 tokens; odd rows / tokens by smaller tiles.
+template <int R, typename Block>
+void q_rows(int64_t nb, const uint8_t *w, size_t row_bytes, int64_t n_rows, const uint8_t *a, size_t a_stride,
+            int64_t t, float *y, size_t y_stride, bool four) {
+    int64_t r = 0;
+    for (; r + R <= n_rows; r += R) {
+        if (four) q_tile<R, 4, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
+        else
+            q_tile<R, 1, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride,
+                                w + (r + R) * row_bytes, size_t(n_rows - r - R < R ? n_rows - r - R : R) * row_bytes);
+    }
+    for (; r < n_rows; r++) {
+        if (four) q_tile<1, 4, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
+        else q_tile<1, 1, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
+    }
+}
+
+template <typename Block>
+void q_gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
+            const void *, size_t, int64_t n_tok, float *y, size_t y_stride, void *) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv), *a = static_cast<const uint8_t *>(act);
+    int64_t t = 0;
+    if (n_tok >= 4)
+        for (; t + 4 <= n_tok; t += 4) q_rows<2, Block>(nb, w, row_bytes, n_rows, a, act_stride, t, y, y_stride, true);
+    for (; t < n_tok; t++) q_rows<4, Block>(nb, w, row_bytes, n_rows, a, act_stride, t, y, y_stride, false);
 }
 
 } // namespace
@@ -279,13 +342,16 @@ void fill_kernels_avx2(kernels &k) {
     k.traits[GPTNEOX_TYPE_BF16].vec_dot = one_row<bf16_dot_n<1>>;
     k.traits[GPTNEOX_TYPE_Q8_0].to_float = q8_0_to_float;
     k.traits[GPTNEOX_TYPE_Q8_0].from_float = q8_0_from_float;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = one_row<q8_0_dot_n<1>>;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = one_row<q4_0_dot_n<1>>;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot = q_dot<block_q8_0>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot = q_dot<block_q4_0>;
     k.traits[GPTNEOX_TYPE_F32].vec_dot_x4 = f32_dot_n<4>;
     k.traits[GPTNEOX_TYPE_F16].vec_dot_x4 = f16_dot_n<4>;
     k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_dot_n<4>;
-    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = q8_0_dot_n<4>;
-    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = q4_0_dot_n<4>;
+    k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = q_dot_x4<block_q8_0>;
+    k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = q_dot_x4<block_q4_0>;
+    // one kernel for every token count (no gemm_prep: activations are read as Q8_0 rows)
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm = q_gemm<block_q8_0>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm = q_gemm<block_q4_0>;
     k.dot_f32 = dot_f32;
     k.dot_f32_f16 = dot_f32_f16;
     k.axpy_f16 = axpy_f16;

@@ -465,6 +465,10 @@ void fill_kernels_avx512(kernels &k, bool vnni) {
     k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_dot_n<4>;
     k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = vnni ? q8_0_dot_n<true, 4> : q8_0_dot_n<false, 4>;
     k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = vnni ? q4_0_dot_n<true, 4> : q4_0_dot_n<false, 4>;
+    // the AVX2 table's gemm entries (a different arithmetic from these vec_dots) are not used here;
+    // with VNNI, gemm-avx512.cpp sets its own
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm = nullptr;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm = nullptr;
     k.dot_f32 = dot_f32;
     k.dot_f32_f16 = dot_f32_f16;
     k.axpy_f16 = axpy_f16;
