@@ -589,6 +589,20 @@ GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_logit_bias(int32_t n_vo
  * error (line, column) in gptneox_last_error() on a bad grammar. */
 GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_grammar(const struct gptneox_vocab *vocab,
                                                                  const char *grammar_str, const char *grammar_root);
+/* Lazy grammar: constrains nothing until triggered, then acts as gptneox_sampler_init_grammar. Triggers are
+ * checked on accept(): an accepted token in trigger_tokens starts the grammar fresh, fed that token's text;
+ * otherwise the text accepted so far is matched against each of trigger_patterns (ECMAScript regexes that must
+ * match the WHOLE text, e.g. "[\s\S]*?(<call>[\s\S]*)"), and a match starts the grammar fed the text from
+ * the first capturing group that took part in the match (else the whole text). reset() awaits a trigger
+ * again. The arrays are read during the call only (the caller keeps ownership); the returned sampler is
+ * owned by the caller (gptneox_sampler_free, or a chain it is added to). NULL with
+ * GPTNEOX_STATUS_INVALID_ARGUMENT and a message in gptneox_last_error() on a bad grammar, a bad regex or a
+ * trigger token out of range. */
+GPTNEOX_API struct gptneox_sampler *
+gptneox_sampler_init_grammar_lazy_patterns(const struct gptneox_vocab *vocab, const char *grammar_str,
+                                           const char *grammar_root, const char **trigger_patterns,
+                                           size_t num_trigger_patterns, const gptneox_token *trigger_tokens,
+                                           size_t num_trigger_tokens);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,10 @@ Python memory; ``llama_sampler_chain_remove`` / ``_get`` hand back the caller's 
 Seeds are masked with ``& 0xFFFFFFFF`` (llama-cpp-python passes up to ``2**32`` and ``-1``); 0xFFFFFFFF
 means "a random seed", as in llama.h. ``llama_sampler_init_penalties`` takes ``n_vocab`` first, as
 llama-cpp-python 0.3.36 declares it (it is not needed). ``llama_sampler_init_grammar`` builds the engine's
-GBNF sampler (``None`` with the parse error logged on a bad grammar); the lazy grammar samplers are stubs.
+GBNF sampler (``None`` with the parse error logged on a bad grammar);
+``llama_sampler_init_grammar_lazy_patterns`` its lazy form (trigger patterns and tokens given as ctypes
+arrays, as llama.h does, or Python sequences);
+``llama_sampler_init_grammar_lazy`` (trigger words, deprecated in llama.h) is a stub.
 """
 
 from __future__ import annotations
@@ -305,6 +308,42 @@ def llama_sampler_init_grammar(vocab: Any, grammar_str: Any, grammar_root: Any, 
     return _check(
         _n.gptneox_sampler_init_grammar(vocab, _b(grammar_str), _b(grammar_root)),
         "llama_sampler_init_grammar",
+    )
+
+
+def _b(v: Any) -> Optional[bytes]:
+    return v.encode("utf-8") if isinstance(v, str) else v
+
+
+def llama_sampler_init_grammar_lazy_patterns(
+    vocab: Any,
+    grammar_str: Any,
+    grammar_root: Any,
+    trigger_patterns: Any,
+    num_trigger_patterns: Any,
+    trigger_tokens: Any,
+    num_trigger_tokens: Any,
+    /,
+) -> Optional[int]:
+    n_pat = int(num_trigger_patterns or 0)
+    n_tok = int(num_trigger_tokens or 0)
+    pats = trigger_patterns
+    if isinstance(pats, (list, tuple)):
+        pats = (ctypes.c_char_p * max(n_pat, 1))(*[_b(p) for p in pats[:n_pat]])
+    toks = trigger_tokens
+    if isinstance(toks, (list, tuple)):
+        toks = (ctypes.c_int32 * max(n_tok, 1))(*[int(t) for t in toks[:n_tok]])
+    return _check(
+        _n.gptneox_sampler_init_grammar_lazy_patterns(
+            vocab,
+            _b(grammar_str),
+            _b(grammar_root),
+            ctypes.cast(pats, ctypes.POINTER(ctypes.c_char_p)) if pats is not None else None,
+            n_pat,
+            ctypes.cast(toks, ctypes.POINTER(ctypes.c_int32)) if toks is not None else None,
+            n_tok,
+        ),
+        "llama_sampler_init_grammar_lazy_patterns",
     )
 
 

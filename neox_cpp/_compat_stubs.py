@@ -338,19 +338,6 @@ def llama_sampler_init_grammar_lazy(
     raise _not_implemented("llama_sampler_init_grammar_lazy")
 
 
-def llama_sampler_init_grammar_lazy_patterns(
-    vocab: Any,
-    grammar_str: Any,
-    grammar_root: Any,
-    trigger_patterns: Any,
-    num_trigger_patterns: Any,
-    trigger_tokens: Any,
-    num_trigger_tokens: Any,
-    /,
-) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_grammar_lazy_patterns")
-
-
 def llama_sampler_init_adaptive_p(target: Any, decay: Any, seed: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_init_adaptive_p")
 

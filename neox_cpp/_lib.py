@@ -1127,3 +1127,31 @@ def gptneox_sampler_init_logit_bias(n_vocab: int, n_logit_bias: int, logit_bias:
 def gptneox_sampler_init_grammar(
     vocab: Optional[int], grammar_str: Optional[bytes], grammar_root: Optional[bytes], /
 ) -> Optional[int]: ...
+
+
+# struct gptneox_sampler *gptneox_sampler_init_grammar_lazy_patterns(const struct gptneox_vocab *vocab,
+#     const char *grammar_str, const char *grammar_root, const char **trigger_patterns,
+#     size_t num_trigger_patterns, const gptneox_token *trigger_tokens, size_t num_trigger_tokens);
+@_bind(
+    "gptneox_sampler_init_grammar_lazy_patterns",
+    [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_size_t,
+        ctypes.POINTER(ctypes.c_int32),
+        ctypes.c_size_t,
+    ],
+    ctypes.c_void_p,
+)
+def gptneox_sampler_init_grammar_lazy_patterns(
+    vocab: Optional[int],
+    grammar_str: Optional[bytes],
+    grammar_root: Optional[bytes],
+    trigger_patterns: Any,
+    num_trigger_patterns: int,
+    trigger_tokens: Any,
+    num_trigger_tokens: int,
+    /,
+) -> Optional[int]: ...

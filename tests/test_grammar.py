@@ -199,3 +199,141 @@ def test_bad_grammar_returns_none_with_error(llm: Llama) -> None:
     assert c
     lc.llama_sampler_free(c)
     lc.llama_sampler_free(s)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Lazy grammar (llama_sampler_init_grammar_lazy_patterns)
+
+
+def _apply_logits(smpl: Any, logits: List[float]) -> List[float]:
+    n = len(logits)
+    buf = (lc.llama_token_data * n)()
+    for i, v in enumerate(logits):
+        buf[i].id, buf[i].logit, buf[i].p = i, v, 0.0
+    cur = lc.llama_token_data_array(
+        data=ctypes.cast(buf, lc.llama_token_data_p), size=n, selected=-1, sorted=False
+    )
+    lc.llama_sampler_apply(smpl, ctypes.byref(cur))
+    return [buf[i].logit for i in range(n)]
+
+
+def _argmax(xs: List[float]) -> int:
+    return max(range(len(xs)), key=lambda i: xs[i])
+
+
+def _lazy_generate(smpl: Any, pieces: List[bytes], eog: List[bool], bias_tok: int, seed: int) -> bytes:
+    """Greedy generation on seeded random logits (bias_tok boosted) after the trigger; every step the
+    biased token, outside the grammar, must be masked. Returns the text up to the first EOG."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(pieces)
+    text = b""
+    for _ in range(64):
+        logits = [rng.uniform(-5.0, 5.0) for _ in range(n)]
+        logits[bias_tok] = 100.0
+        out = _apply_logits(smpl, logits)
+        assert out[bias_tok] == float("-inf")
+        tok = _argmax(out)
+        assert out[tok] != float("-inf")
+        lc.llama_sampler_accept(smpl, tok)
+        if eog[tok]:
+            return text
+        text += pieces[tok]
+    raise AssertionError(f"no end of generation: {text!r}")
+
+
+def _lazy_setup(llm: Llama) -> Any:
+    vocab = lc.llama_model_get_vocab(llm.model)
+    n = lc.llama_vocab_n_tokens(vocab)
+    pieces = [_piece(vocab, i) for i in range(n)]
+    eog = [bool(lc.llama_vocab_is_eog(vocab, i)) for i in range(n)]
+    # A token outside every grammar below: letters only, no digits or brackets.
+    bias_tok = next(i for i in range(n) if pieces[i].isalpha())
+    return vocab, n, pieces, eog, bias_tok
+
+
+def test_lazy_grammar_trigger_token(llm: Llama) -> None:
+    vocab, n, pieces, eog, bias_tok = _lazy_setup(llm)
+    trig = next(i for i in range(n) if pieces[i] == b"{")
+    gbnf = b'root ::= "{" [0-9]{1,3} "}"'
+    toks = (lc.llama_token * 1)(trig)
+    smpl = lc.llama_sampler_init_grammar_lazy_patterns(vocab, gbnf, b"root", None, 0, toks, 1)
+    assert smpl
+    try:
+        for seed in SEEDS[:3]:
+            lc.llama_sampler_reset(smpl)
+            # Not triggered: nothing is masked, so the biased token (outside the grammar) wins, and text
+            # that the grammar rejects is accepted.
+            for _ in range(3):
+                logits = [0.0] * n
+                logits[bias_tok] = 100.0
+                out = _apply_logits(smpl, logits)
+                assert out == logits
+                assert _argmax(out) == bias_tok
+                lc.llama_sampler_accept(smpl, bias_tok)
+            lc.llama_sampler_accept(smpl, trig)  # starts the grammar, fed "{"
+            text = b"{" + _lazy_generate(smpl, pieces, eog, bias_tok, seed)
+            assert re.fullmatch(rb"\{[0-9]{1,3}\}", text), text
+    finally:
+        lc.llama_sampler_free(smpl)
+
+
+def test_lazy_grammar_trigger_pattern(llm: Llama) -> None:
+    vocab, n, pieces, eog, bias_tok = _lazy_setup(llm)
+    gbnf = b'root ::= "<call>" [0-9]{1,3} "</call>"'
+    for pattern, prefix in (
+        (rb"[\s\S]*?(<call>[\s\S]*)", b"say hi "),  # fed from the capturing group
+        (rb"<call>[\s\S]*", b""),  # no group: fed from the match start (the whole text)
+    ):
+        pats = (ctypes.c_char_p * 1)(pattern)
+        smpl = lc.llama_sampler_init_grammar_lazy_patterns(vocab, gbnf, b"root", pats, 1, None, 0)
+        assert smpl
+        try:
+            for seed in SEEDS[:3]:
+                lc.llama_sampler_reset(smpl)
+                before = llm.tokenize(prefix + b"<call>", add_bos=False, special=False)
+                seen = b""
+                for tok in before:
+                    # Until the whole "<call>" is in, the pattern does not match: nothing is masked.
+                    logits = [0.0] * n
+                    logits[bias_tok] = 100.0
+                    assert _apply_logits(smpl, logits) == logits
+                    lc.llama_sampler_accept(smpl, tok)
+                    seen += pieces[tok]
+                assert seen == prefix + b"<call>"
+                text = b"<call>" + _lazy_generate(smpl, pieces, eog, bias_tok, seed)
+                assert re.fullmatch(rb"<call>[0-9]{1,3}</call>", text), text
+        finally:
+            lc.llama_sampler_free(smpl)
+    # Lists are accepted too (llama-cpp-python callers may pass them).
+    smpl = lc.llama_sampler_init_grammar_lazy_patterns(vocab, gbnf, b"root", ["<call>.*"], 1, [0], 1)
+    assert smpl
+    lc.llama_sampler_free(smpl)
+
+
+def test_lazy_grammar_errors(llm: Llama) -> None:
+    vocab = lc.llama_model_get_vocab(llm.model)
+    n = lc.llama_vocab_n_tokens(vocab)
+    pats = (ctypes.c_char_p * 1)(b"(<call>")
+    assert (
+        lc.llama_sampler_init_grammar_lazy_patterns(vocab, b'root ::= "a"', b"root", pats, 1, None, 0) is None
+    )
+    err = (_n.gptneox_last_error() or b"").decode()
+    assert "trigger pattern" in err, err
+    good = (ctypes.c_char_p * 1)(b"x.*")
+    bad_gbnf = b'root ::= "a"\nitem ::= [a-'
+    assert lc.llama_sampler_init_grammar_lazy_patterns(vocab, bad_gbnf, b"root", good, 1, None, 0) is None
+    err = (_n.gptneox_last_error() or b"").decode()
+    assert "line 2, column" in err, err
+    toks = (lc.llama_token * 1)(n)
+    assert (
+        lc.llama_sampler_init_grammar_lazy_patterns(vocab, b'root ::= "a"', b"root", None, 0, toks, 1) is None
+    )
+    assert "out of range" in (_n.gptneox_last_error() or b"").decode()
+    s = lc.llama_sampler_init_grammar_lazy_patterns(vocab, b'root ::= "a"', b"root", good, 1, None, 0)
+    assert s
+    c = lc.llama_sampler_clone(s)
+    assert c
+    lc.llama_sampler_free(c)
+    lc.llama_sampler_free(s)

@@ -240,4 +240,15 @@ GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_grammar(const struct gp
     return make([&] { return smp::make_grammar(vocab, grammar_str, grammar_root); });
 }
 
+GPTNEOX_API struct gptneox_sampler *
+gptneox_sampler_init_grammar_lazy_patterns(const struct gptneox_vocab *vocab, const char *grammar_str,
+                                           const char *grammar_root, const char **trigger_patterns,
+                                           size_t num_trigger_patterns, const gptneox_token *trigger_tokens,
+                                           size_t num_trigger_tokens) {
+    return make([&] {
+        return smp::make_grammar_lazy(vocab, grammar_str, grammar_root, trigger_patterns, num_trigger_patterns,
+                                      trigger_tokens, num_trigger_tokens);
+    });
+}
+
 } // extern "C"

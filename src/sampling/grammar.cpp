@@ -11,6 +11,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <regex>
 
 #include "common/status.h"
 #include "sampling/grammar.h"
@@ -197,16 +198,25 @@ struct token_text {
     std::vector<uint8_t> eog;         // 1 for end-of-generation tokens
 };
 
+// What wakes a lazy grammar: trigger tokens (sorted) and patterns matched against the whole text so far.
+struct lazy_triggers {
+    std::vector<gptneox_token> tokens;
+    std::vector<std::regex> patterns;
+};
+
 class grammar_sampler final : public cloneable<grammar_sampler> {
 public:
     // g may be null (an empty grammar text): the sampler then changes nothing, as llama.cpp's does.
-    grammar_sampler(std::shared_ptr<const grammar> g, std::shared_ptr<const token_text> t) : t_(std::move(t)) {
+    // With `lazy`, nothing is constrained until a trigger fires (see gptneox.h).
+    grammar_sampler(std::shared_ptr<const grammar> g, std::shared_ptr<const token_text> t,
+                    std::shared_ptr<const lazy_triggers> lazy = nullptr)
+        : t_(std::move(t)), lazy_(std::move(lazy)), awaiting_(lazy_ != nullptr) {
         if (g) m_.emplace(std::move(g));
     }
     const char *name() const override { return "grammar"; }
 
     void apply(gptneox_token_data_array *cur) override {
-        if (!m_) return; // empty grammar: no constraint
+        if (!m_ || awaiting_) return; // empty grammar or lazy and not yet triggered: no constraint
         const float ninf = -std::numeric_limits<float>::infinity();
         const bool done = m_->complete();
         const int32_t n_tok = (int32_t)t_->eog.size();
@@ -230,33 +240,68 @@ public:
     void accept(gptneox_token token) override {
         const int32_t n_tok = (int32_t)t_->eog.size();
         if (token < 0 || token >= n_tok) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "grammar: token %d out of range", token);
-        if (!m_ || t_->eog[(size_t)token]) return;
+        if (!m_) return;
         const char *s = t_->bytes.data() + t_->off[(size_t)token];
         const size_t n = t_->off[(size_t)token + 1] - t_->off[(size_t)token];
+        if (awaiting_) {
+            wait(token, s, n);
+            return;
+        }
+        if (t_->eog[(size_t)token]) return;
         if (!m_->feed(s, n))
             fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "grammar: token %d does not continue the grammar", token);
     }
 
     void reset() override {
         if (m_) m_->reset();
+        awaiting_ = lazy_ != nullptr;
+        buffer_.clear();
     }
 
 private:
+    // Lazy and not triggered: a trigger token starts the grammar on its own text; otherwise the text so far
+    // is matched against each pattern, and a match starts it on the text from the first capturing group that
+    // took part in the match (else from the match start).
+    void wait(gptneox_token token, const char *s, size_t n) {
+        if (std::binary_search(lazy_->tokens.begin(), lazy_->tokens.end(), token)) {
+            start(s, n);
+            return;
+        }
+        buffer_.append(s, n);
+        for (const std::regex &re : lazy_->patterns) {
+            std::smatch m;
+            if (!std::regex_match(buffer_, m, re)) continue;
+            size_t at = (size_t)m.position(0);
+            for (size_t i = 1; i < m.size(); ++i)
+                if (m[i].matched) {
+                    at = (size_t)m.position(i);
+                    break;
+                }
+            std::string text = buffer_.substr(at);
+            start(text.data(), text.size());
+            return;
+        }
+    }
+    void start(const char *s, size_t n) {
+        awaiting_ = false;
+        buffer_.clear();
+        m_->reset();
+        if (n > 0 && !m_->feed(s, n))
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "grammar: the trigger text does not continue the grammar");
+    }
+
     std::optional<grammar_matcher> m_;
     std::shared_ptr<const token_text> t_;
+    std::shared_ptr<const lazy_triggers> lazy_; // null: not lazy
+    bool awaiting_ = false;
+    std::string buffer_; // text accepted while awaiting a trigger
 };
 
-} // namespace
-
-std::unique_ptr<sampler_base> make_grammar(const gptneox_vocab *vocab, const char *grammar_str,
-                                           const char *grammar_root) {
-    if (!vocab) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "gptneox_sampler_init_grammar: vocab is NULL");
-    if (!grammar_str) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "gptneox_sampler_init_grammar: grammar_str is NULL");
-    std::shared_ptr<const grammar> g;
-    if (*grammar_str) g = parse_grammar(grammar_str, grammar_root && *grammar_root ? grammar_root : "root");
+// The text of every token of the vocabulary.
+std::shared_ptr<const token_text> vocab_text(const gptneox_vocab *vocab, const char *what) {
     auto t = std::make_shared<token_text>();
     const int32_t n = gptneox_vocab_n_tokens(vocab);
-    if (n <= 0) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "gptneox_sampler_init_grammar: empty vocabulary");
+    if (n <= 0) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: empty vocabulary", what);
     t->off.reserve((size_t)n + 1);
     t->eog.resize((size_t)n);
     std::vector<char> buf(256);
@@ -271,7 +316,52 @@ std::unique_ptr<sampler_base> make_grammar(const gptneox_vocab *vocab, const cha
         if (k > 0) t->bytes.insert(t->bytes.end(), buf.data(), buf.data() + k);
     }
     t->off.push_back((uint32_t)t->bytes.size());
-    return std::make_unique<grammar_sampler>(std::move(g), std::move(t));
+    return t;
+}
+
+} // namespace
+
+std::unique_ptr<sampler_base> make_grammar(const gptneox_vocab *vocab, const char *grammar_str,
+                                           const char *grammar_root) {
+    static const char *what = "gptneox_sampler_init_grammar";
+    if (!vocab) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: vocab is NULL", what);
+    if (!grammar_str) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: grammar_str is NULL", what);
+    std::shared_ptr<const grammar> g;
+    if (*grammar_str) g = parse_grammar(grammar_str, grammar_root && *grammar_root ? grammar_root : "root");
+    return std::make_unique<grammar_sampler>(std::move(g), vocab_text(vocab, what));
+}
+
+std::unique_ptr<sampler_base> make_grammar_lazy(const gptneox_vocab *vocab, const char *grammar_str,
+                                                const char *grammar_root, const char **trigger_patterns,
+                                                size_t num_trigger_patterns, const gptneox_token *trigger_tokens,
+                                                size_t num_trigger_tokens) {
+    static const char *what = "gptneox_sampler_init_grammar_lazy_patterns";
+    if (!vocab) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: vocab is NULL", what);
+    if (!grammar_str) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: grammar_str is NULL", what);
+    if (num_trigger_patterns > 0 && !trigger_patterns)
+        fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: trigger_patterns is NULL", what);
+    if (num_trigger_tokens > 0 && !trigger_tokens)
+        fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: trigger_tokens is NULL", what);
+    std::shared_ptr<const grammar> g;
+    if (*grammar_str) g = parse_grammar(grammar_str, grammar_root && *grammar_root ? grammar_root : "root");
+    auto lazy = std::make_shared<lazy_triggers>();
+    const int32_t n_vocab = gptneox_vocab_n_tokens(vocab);
+    for (size_t i = 0; i < num_trigger_tokens; ++i) {
+        if (trigger_tokens[i] < 0 || trigger_tokens[i] >= n_vocab)
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: trigger token %d out of range", what, trigger_tokens[i]);
+        lazy->tokens.push_back(trigger_tokens[i]);
+    }
+    std::sort(lazy->tokens.begin(), lazy->tokens.end());
+    for (size_t i = 0; i < num_trigger_patterns; ++i) {
+        if (!trigger_patterns[i]) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: trigger pattern %zu is NULL", what, i);
+        try {
+            lazy->patterns.emplace_back(trigger_patterns[i], std::regex::ECMAScript);
+        } catch (const std::regex_error &e) {
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "%s: bad trigger pattern %zu (%s): %s", what, i, trigger_patterns[i],
+                 e.what());
+        }
+    }
+    return std::make_unique<grammar_sampler>(std::move(g), vocab_text(vocab, what), std::move(lazy));
 }
 
 } // namespace gptneox::sampling

@@ -90,5 +90,10 @@ private:
 
 std::unique_ptr<sampler_base> make_grammar(const gptneox_vocab *vocab, const char *grammar_str,
                                            const char *grammar_root);
+// The lazy grammar of gptneox_sampler_init_grammar_lazy_patterns (gptneox.h).
+std::unique_ptr<sampler_base> make_grammar_lazy(const gptneox_vocab *vocab, const char *grammar_str,
+                                                const char *grammar_root, const char **trigger_patterns,
+                                                size_t num_trigger_patterns, const gptneox_token *trigger_tokens,
+                                                size_t num_trigger_tokens);
 
 } // namespace gptneox::sampling
