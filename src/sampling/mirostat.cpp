@@ -11,10 +11,29 @@ namespace gptneox::sampling {
 
 namespace {
 
+// What v1 and v2 share: the target surprise tau, learning rate eta, the running truncation mu, and the
+// draw from the truncated distribution that updates mu by the observed surprise.
+struct mirostat_state {
+    float tau, eta, mu;
+    rng gen;
+    mirostat_state(uint32_t seed, float t, float e) : tau(t), eta(e), mu(2.0f * t), gen(seed) {}
+    void draw_and_update(gptneox_token_data_array *cur) {
+        softmax(cur, true);
+        const int64_t idx = draw(cur, gen.uniform());
+        cur->selected = idx;
+        const float surprise = -std::log2(cur->data[idx].p);
+        mu -= eta * (surprise - tau);
+    }
+    void reset() {
+        mu = 2.0f * tau;
+        gen.reseed(gen.requested());
+    }
+};
+
 class mirostat final : public cloneable<mirostat> {
 public:
     mirostat(int32_t n_vocab, uint32_t seed, float tau, float eta, int32_t m)
-        : n_vocab_(n_vocab), tau_(tau), eta_(eta), m_(m), mu_(2.0f * tau), rng_(seed) {}
+        : n_vocab_(n_vocab), m_(m), st_(seed, tau, eta) {}
     const char *name() const override { return "mirostat"; }
     void apply(gptneox_token_data_array *cur) override {
         if (cur->size == 0) {
@@ -34,36 +53,27 @@ public:
         if (sum_tt > 0.0f) {
             const float s_hat = sum_tb / sum_tt;
             const float eps = s_hat - 1.0f;
-            k = std::pow((eps * std::pow(2.0f, mu_)) / (1.0f - std::pow((float)n_vocab_, -eps)), 1.0f / s_hat);
+            k = std::pow((eps * std::pow(2.0f, st_.mu)) / (1.0f - std::pow((float)n_vocab_, -eps)), 1.0f / s_hat);
         }
         if (!(k >= 1.0)) k = 1.0; // NaN or < 1
         keep_top_k(cur, k >= double(INT_MAX) ? INT_MAX : (int64_t)k);
-        softmax(cur, true);
-        const int64_t idx = draw(cur, rng_.uniform());
-        cur->selected = idx;
-        const float surprise = -std::log2(cur->data[idx].p);
-        mu_ -= eta_ * (surprise - tau_);
+        st_.draw_and_update(cur);
     }
-    void reset() override {
-        mu_ = 2.0f * tau_;
-        rng_.reseed(rng_.requested());
-    }
+    void reset() override { st_.reset(); }
     bool seed(uint32_t &out) const override {
-        out = rng_.seed();
+        out = st_.gen.seed();
         return true;
     }
 
 private:
     int32_t n_vocab_;
-    float tau_, eta_;
     int32_t m_;
-    float mu_;
-    rng rng_;
+    mirostat_state st_;
 };
 
 class mirostat_v2 final : public cloneable<mirostat_v2> {
 public:
-    mirostat_v2(uint32_t seed, float tau, float eta) : tau_(tau), eta_(eta), mu_(2.0f * tau), rng_(seed) {}
+    mirostat_v2(uint32_t seed, float tau, float eta) : st_(seed, tau, eta) {}
     const char *name() const override { return "mirostat-v2"; }
     void apply(gptneox_token_data_array *cur) override {
         if (cur->size == 0) {
@@ -72,27 +82,18 @@ public:
         }
         softmax(cur, true);
         size_t keep = 0;
-        while (keep < cur->size && !(-std::log2(cur->data[keep].p) > mu_)) ++keep;
+        while (keep < cur->size && !(-std::log2(cur->data[keep].p) > st_.mu)) ++keep;
         cur->size = std::max<size_t>(keep, 1);
-        softmax(cur, true);
-        const int64_t idx = draw(cur, rng_.uniform());
-        cur->selected = idx;
-        const float surprise = -std::log2(cur->data[idx].p);
-        mu_ -= eta_ * (surprise - tau_);
+        st_.draw_and_update(cur);
     }
-    void reset() override {
-        mu_ = 2.0f * tau_;
-        rng_.reseed(rng_.requested());
-    }
+    void reset() override { st_.reset(); }
     bool seed(uint32_t &out) const override {
-        out = rng_.seed();
+        out = st_.gen.seed();
         return true;
     }
 
 private:
-    float tau_, eta_;
-    float mu_;
-    rng rng_;
+    mirostat_state st_;
 };
 
 } // namespace
