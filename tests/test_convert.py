@@ -20,7 +20,7 @@ gguf = pytest.importorskip("gguf")
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from models import make_hf_model  # noqa: E402
+from models import ARTIFACTS, make_hf_model  # noqa: E402
 from neox_cpp import convert as convert_mod  # noqa: E402
 from neox_cpp._convert_quants import encode  # noqa: E402
 from neox_cpp.convert import ConvertError, convert  # noqa: E402
@@ -459,7 +459,7 @@ def test_cli_convert_and_errors(bpe_model: Path, tmp_path: Path) -> None:
 # the model shipped in models/
 
 
-TINY_SPM = Path(__file__).resolve().parents[2] / "shared" / "artifacts" / "legacy" / "hf" / "tiny-spm"
+TINY_SPM = ARTIFACTS / "legacy" / "hf" / "tiny-spm"
 SHIPPED = REPO / "models" / "tiny-spm-q8_0.gguf"
 
 

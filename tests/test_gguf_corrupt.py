@@ -17,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gguf_fixtures as fx  # noqa: E402
 
+from models import ARTIFACTS  # noqa: E402
 from neox_cpp import _lib  # noqa: E402
 from neox_cpp._lib import NeoxError  # noqa: E402
 
 VT = fx.VT
-ARTIFACT_VOCAB = Path("/work/shared/artifacts/tokenizers/gpt-neox-20b/ggml-vocab-gpt-neox.gguf")
+ARTIFACT_VOCAB = ARTIFACTS / "tokenizers" / "gpt-neox-20b" / "ggml-vocab-gpt-neox.gguf"
 
 
 @pytest.fixture(scope="module")

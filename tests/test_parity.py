@@ -17,6 +17,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
 
+import models  # noqa: E402
 from models import (  # noqa: E402
     INTEROP_SHAPE,
     convert_model,
@@ -262,7 +263,7 @@ def test_weight_type_table(work: Path, table_case: Any, kernel_path: int) -> Non
 # the model shipped in models/
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_SPM = REPO.parent / "shared" / "artifacts" / "legacy" / "hf" / "tiny-spm"
+TINY_SPM = models.ARTIFACTS / "legacy" / "hf" / "tiny-spm"
 LEGACY_PROMPT = "ある日の暮方の事である。<NL>吾輩は 猫だ。"
 
 
