@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, TypeVar
 
 from neox_cpp._lib import (
     GPTNEOX_STATUS_NO_MEMORY,
@@ -44,8 +44,26 @@ from neox_cpp._lib import (
     last_error,
 )
 
+_T = TypeVar("_T", bound="_Owner")
 
-class Model:
+
+class _Owner:
+    """Frees its native handle in ``close()``; ``with`` and garbage collection call it too."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _T) -> _T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class Model(_Owner):
     """A loaded GGUF model. ``close()`` (or ``with``) frees it; contexts must be closed first."""
 
     def __init__(
@@ -74,15 +92,6 @@ class Model:
         if self.ptr:
             gptneox_model_free(self.ptr)
             self.ptr = None
-
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     @property
     def n_vocab(self) -> int:
@@ -133,7 +142,7 @@ class Model:
         raise last_error("gptneox_detokenize")
 
 
-class Context:
+class Context(_Owner):
     """An inference context on a :class:`Model` (KV cache, outputs). Keyword arguments set fields of
     gptneox_ctx_params (n_ctx, n_batch, n_threads, type_k, ...)."""
 
@@ -166,15 +175,6 @@ class Context:
         if getattr(self, "ptr", None):
             gptneox_free(self.ptr)
             self.ptr = None
-
-    def __enter__(self) -> Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
 
     @property
     def n_ctx(self) -> int:
