@@ -290,6 +290,24 @@ std::vector<uint8_t> rand_weight_row(const kernels &ref, uint32_t t, int64_t n) 
     return w;
 }
 
+// A random ne1 x ne0 weight of type t in `buf`, rows `pad` bytes longer than their data (row_bytes honoured).
+weight rand_weight(const kernels &ref, uint32_t t, int64_t ne0, int64_t ne1, std::vector<uint8_t> &buf, size_t pad = 0) {
+    const size_t rb = row_size(ref.traits[t], ne0) + pad;
+    buf.assign(rb * ne1, 0);
+    for (int64_t o = 0; o < ne1; o++) {
+        std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
+        std::memcpy(buf.data() + o * rb, r.data(), r.size());
+    }
+    weight W;
+    W.type = t;
+    W.ne0 = ne0;
+    W.ne1 = ne1;
+    W.row_bytes = rb;
+    W.data = buf.data();
+    W.name = "test";
+    return W;
+}
+
 // Activation row in t's vec_dot_type, plus its float values.
 std::vector<uint8_t> make_act(const kernels &ref, uint32_t t, const std::vector<float> &x, std::vector<float> *deq) {
     const type_traits &at = ref.traits[ref.traits[t].vec_dot_type];
@@ -445,7 +463,6 @@ void test_attention_loops(const kernels &k) {
 void test_batch_invariance(const kernels &k, const kernels &ref, thread_pool &pool) {
     std::vector<uint8_t> scratch;
     for (uint32_t t : kTypes) {
-        const type_traits &rt = ref.traits[t];
         for (int64_t ne0 : {int64_t(96), int64_t(2816), int64_t(4128)})
             for (int64_t ne1 : {int64_t(37), int64_t(100)})
                 for (int64_t nt : {int64_t(3), int64_t(4), int64_t(9), int64_t(17)}) {
@@ -454,19 +471,8 @@ void test_batch_invariance(const kernels &k, const kernels &ref, thread_pool &po
                                   type_name(t), static_cast<long long>(ne0), static_cast<long long>(ne1),
                                   static_cast<long long>(nt));
                     g_ctx = ctx;
-                    size_t rb = row_size(rt, ne0);
-                    std::vector<uint8_t> wbuf(rb * ne1);
-                    for (int64_t o = 0; o < ne1; o++) {
-                        std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
-                        std::memcpy(wbuf.data() + o * rb, r.data(), r.size());
-                    }
-                    weight W;
-                    W.type = t;
-                    W.ne0 = ne0;
-                    W.ne1 = ne1;
-                    W.row_bytes = rb;
-                    W.data = wbuf.data();
-                    W.name = "test";
+                    std::vector<uint8_t> wbuf;
+                    const weight W = rand_weight(ref, t, ne0, ne1, wbuf);
                     std::vector<float> x = rand_vec(nt * ne0), all(nt * ne1), one(ne1);
                     matmul(k, pool, 2, W, nullptr, x.data(), nt, ne0, all.data(), ne1, scratch);
                     int diff = 0;
@@ -497,19 +503,10 @@ void test_matmul(const kernels &k, const kernels &ref, thread_pool &pool) {
                                       type_name(t), static_cast<long long>(ne0), static_cast<long long>(ne1),
                                       static_cast<long long>(nt), nth);
                         g_ctx = ctx;
-                        size_t rb = row_size(rt, ne0) + 8; // padded rows: row_bytes is honoured (rows stay 4-aligned as in GGUF)
-                        std::vector<uint8_t> wbuf(rb * ne1);
-                        for (int64_t o = 0; o < ne1; o++) {
-                            std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
-                            std::memcpy(wbuf.data() + o * rb, r.data(), r.size());
-                        }
-                        weight W;
-                        W.type = t;
-                        W.ne0 = ne0;
-                        W.ne1 = ne1;
-                        W.row_bytes = rb;
-                        W.data = wbuf.data();
-                        W.name = "test";
+                        // padded rows: row_bytes is honoured (rows stay 4-aligned as in GGUF)
+                        std::vector<uint8_t> wbuf;
+                        const weight W = rand_weight(ref, t, ne0, ne1, wbuf, 8);
+                        const size_t rb = W.row_bytes;
                         int64_t xs = ne0 + 3, ys = ne1 + 2;
                         std::vector<float> x = rand_vec(nt * xs), bias = rand_vec(ne1);
                         std::vector<float> y(nt * ys, -1234.5f);
@@ -588,18 +585,9 @@ void test_matmul(const kernels &k, const kernels &ref, thread_pool &pool) {
         g_ctx = "get_rows";
         const type_traits &rt = ref.traits[t];
         int64_t ne0 = 96, ne1 = 7;
-        size_t rb = row_size(rt, ne0);
-        std::vector<uint8_t> wbuf(rb * ne1);
-        for (int64_t o = 0; o < ne1; o++) {
-            std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
-            std::memcpy(wbuf.data() + o * rb, r.data(), rb);
-        }
-        weight W;
-        W.type = t;
-        W.ne0 = ne0;
-        W.ne1 = ne1;
-        W.row_bytes = rb;
-        W.data = wbuf.data();
+        std::vector<uint8_t> wbuf;
+        const weight W = rand_weight(ref, t, ne0, ne1, wbuf);
+        const size_t rb = W.row_bytes;
         int32_t ids[4] = {6, 0, 3, 6};
         std::vector<float> out(4 * ne0), want(ne0);
         get_rows(k, W, ids, 4, out.data());
