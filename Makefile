@@ -50,7 +50,9 @@ asan:
 asan-ctest:
 	$(MAKE) BUILD=build/asan OPT="$(SAN_OPT)" LDFLAGS="-pthread -fsanitize=address,undefined" ctest
 
-build/asan/libgptneox.so: $(OBJS) src/api/exports.map
+# Any build directory's own copy (build/asan/libgptneox.so for `make asan`; `make BUILD=build/x
+# build/x/libgptneox.so` gives a private build that NEOX_CPP_LIB can point at).
+$(BUILD)/libgptneox.so: $(OBJS) src/api/exports.map
 	$(CXX) -shared -o $@ $(OBJS) $(LDFLAGS) -Wl,--version-script=src/api/exports.map
 
 # C++ unit tests (kernels against their scalar references, GGUF reader on corrupt input, ...): each
