@@ -359,6 +359,14 @@ GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
  * tokens; the cache is left as before). */
 GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_batch batch);
 
+/* llama.h's llama_encode, for models with an encoder (non-causal attention over the batch, no KV cache,
+ * every token an output). GPT-NeoX has no encoder (gptneox_model_has_encoder semantics: false), so this
+ * always fails and changes nothing: the KV cache and the outputs of the last decode stay as they were.
+ * Returns GPTNEOX_STATUS_INVALID_ARGUMENT for a NULL context or an empty batch (n_tokens <= 0, or neither
+ * token nor embd set), GPTNEOX_STATUS_UNSUPPORTED otherwise; gptneox_last_error() says why. The batch is
+ * read during the call only (the caller keeps ownership). Use gptneox_decode instead. */
+GPTNEOX_API int32_t gptneox_encode(struct gptneox_context *ctx, struct gptneox_batch batch);
+
 /* Logits of the outputs of the last decode: n_outputs rows of n_vocab floats, in batch order. Valid until
  * the next decode or free. NULL if the last decode produced no outputs. With embeddings and pooling MEAN
  * or LAST every token of the batch is an output row (pooling needs them all); the rows of tokens that
@@ -603,6 +611,17 @@ gptneox_sampler_init_grammar_lazy_patterns(const struct gptneox_vocab *vocab, co
                                            const char *grammar_root, const char **trigger_patterns,
                                            size_t num_trigger_patterns, const gptneox_token *trigger_tokens,
                                            size_t num_trigger_tokens);
+
+/* Infill (fill-in-the-middle), llama.cpp's llama_sampler_init_infill, meant to follow top-k / top-p: sorts
+ * and computes p (softmax); if 3 * P(end-of-generation tokens) * size > P(other tokens) keeps only the
+ * end-of-generation tokens (p renormalized); else merges each candidate whose text is a prefix of another
+ * candidate's into the more probable of the two (p added, the other gets p 0 and logit -inf), keeps the
+ * end-of-generation tokens and those with p >= 0.2 (none of the others left: the single candidate
+ * {EOT, else EOS; logit 1}), renormalizes, keeps end-of-generation tokens and those with
+ * p >= 1 / (n_kept_others + 1), renormalizes. Texts are pieces without special tokens. The token texts,
+ * EOG flags and EOT/EOS ids are copied from `vocab` during the call: the sampler does not refer to the
+ * model afterwards. Owned by the caller (gptneox_sampler_free, or a chain). NULL for a NULL or empty vocab. */
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_infill(const struct gptneox_vocab *vocab);
 
 #ifdef __cplusplus
 }

@@ -191,6 +191,18 @@ def llama_decode(ctx: Any, batch: Any, /) -> int:
     return rc  # -1: invalid batch (INVALID_ARGUMENT); < -1: error
 
 
+def llama_encode(ctx: Any, batch: Any, /) -> int:
+    """llama.cpp runs an encoder graph here (non-causal attention over the batch, no KV cache, every token
+    an output). GPT-NeoX has no encoder (llama_model_has_encoder is false): llama.cpp 0.3.36 then
+    dereferences a NULL memory context while building the graph and crashes (SIGSEGV); we return the
+    engine's negative status instead (-1: empty batch; -4: no encoder), log why, and change nothing (KV
+    cache and last outputs kept). llama-cpp-python's Llama never calls it (it decodes)."""
+    rc = int(_n.gptneox_encode(ctx, _n.gptneox_batch.from_buffer_copy(batch)))
+    if rc != 0:
+        _log_last_error("llama_encode")
+    return rc
+
+
 def llama_get_logits(ctx: Any, /) -> Any:
     return _n.gptneox_get_logits(ctx)
 

@@ -12,12 +12,15 @@ llama-cpp-python 0.3.36 declares it (it is not needed). ``llama_sampler_init_gra
 GBNF sampler (``None`` with the parse error logged on a bad grammar);
 ``llama_sampler_init_grammar_lazy_patterns`` its lazy form (trigger patterns and tokens given as ctypes
 arrays, as llama.h does, or Python sequences);
-``llama_sampler_init_grammar_lazy`` (trigger words, deprecated in llama.h) is a stub.
+``llama_sampler_init_grammar_lazy`` (trigger words, deprecated in llama.h) is the patterns form with the
+single pattern llama.cpp builds from the words (:func:`trigger_words_pattern`).
+``llama_sampler_init_infill`` is the engine's infill sampler.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from neox_cpp import _lib as _n
@@ -345,6 +348,48 @@ def llama_sampler_init_grammar_lazy_patterns(
         ),
         "llama_sampler_init_grammar_lazy_patterns",
     )
+
+
+_REGEX_SPECIAL = re.compile(rb"[.^$|()*+?\[\]{}\\]")
+
+
+def trigger_words_pattern(words: List[bytes]) -> bytes:
+    r"""The one trigger pattern llama.cpp's llama_sampler_init_grammar_lazy makes of trigger words: each word
+    with the ECMAScript specials ``. ^ $ | ( ) * + ? [ ] { } \`` backslash-escaped, joined by ``|`` in one
+    group, matched anywhere: ``[\s\S]*?(w1|w2|...)[\s\S]*`` (the grammar then starts at the word)."""
+    escaped = [_REGEX_SPECIAL.sub(lambda m: b"\\" + m.group(0), w) for w in words]
+    return b"[\\s\\S]*?(" + b"|".join(escaped) + b")[\\s\\S]*"
+
+
+def _strings(arr: Any, n: int) -> List[bytes]:
+    if n <= 0 or arr is None:
+        return []
+    out: List[bytes] = []
+    for i in range(n):
+        v = arr[i]
+        out.append(_b(v) if v is not None else b"")
+    return out
+
+
+def llama_sampler_init_grammar_lazy(
+    vocab: Any,
+    grammar_str: Any,
+    grammar_root: Any,
+    trigger_words: Any,
+    num_trigger_words: Any,
+    trigger_tokens: Any,
+    num_trigger_tokens: Any,
+    /,
+) -> Optional[int]:
+    words = _strings(trigger_words, int(num_trigger_words or 0))
+    pats: List[bytes] = [trigger_words_pattern(words)] if words else []
+    return llama_sampler_init_grammar_lazy_patterns(
+        vocab, grammar_str, grammar_root, pats, len(pats), trigger_tokens, num_trigger_tokens
+    )
+
+
+def llama_sampler_init_infill(vocab: Any, /) -> Optional[int]:
+    return _check(_n.gptneox_sampler_init_infill(vocab), "llama_sampler_init_infill")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -203,10 +203,6 @@ def llama_batch_get_one(tokens: Any, n_tokens: Any, /) -> NoReturn:
     raise _not_implemented("llama_batch_get_one")
 
 
-def llama_encode(ctx: Any, batch: Any, /) -> NoReturn:
-    raise _not_implemented("llama_encode")
-
-
 def llama_batch_ext_init(ctx: Any, /) -> NoReturn:
     raise _not_implemented("llama_batch_ext_init")
 
@@ -325,25 +321,8 @@ def llama_sampler_copy(src: Any, dst: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_copy")
 
 
-def llama_sampler_init_grammar_lazy(
-    vocab: Any,
-    grammar_str: Any,
-    grammar_root: Any,
-    trigger_words: Any,
-    num_trigger_words: Any,
-    trigger_tokens: Any,
-    num_trigger_tokens: Any,
-    /,
-) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_grammar_lazy")
-
-
 def llama_sampler_init_adaptive_p(target: Any, decay: Any, seed: Any, /) -> NoReturn:
     raise _not_implemented("llama_sampler_init_adaptive_p")
-
-
-def llama_sampler_init_infill(vocab: Any, /) -> NoReturn:
-    raise _not_implemented("llama_sampler_init_infill")
 
 
 def llama_split_path(

@@ -678,6 +678,11 @@ def gptneox_batch_free(batch: Any, /) -> None: ...
 def gptneox_decode(ctx: Optional[int], batch: Any, /) -> int: ...
 
 
+# int32_t gptneox_encode(struct gptneox_context *ctx, struct gptneox_batch batch);
+@_bind("gptneox_encode", [ctypes.c_void_p, gptneox_batch], ctypes.c_int32)
+def gptneox_encode(ctx: Optional[int], batch: Any, /) -> int: ...
+
+
 # float *gptneox_get_logits(struct gptneox_context *ctx);
 @_bind("gptneox_get_logits", [ctypes.c_void_p], _float_p)
 def gptneox_get_logits(ctx: Optional[int], /) -> FloatPtr: ...
@@ -1155,3 +1160,8 @@ def gptneox_sampler_init_grammar_lazy_patterns(
     num_trigger_tokens: int,
     /,
 ) -> Optional[int]: ...
+
+
+# struct gptneox_sampler *gptneox_sampler_init_infill(const struct gptneox_vocab *vocab);
+@_bind("gptneox_sampler_init_infill", [ctypes.c_void_p], ctypes.c_void_p)
+def gptneox_sampler_init_infill(vocab: Optional[int], /) -> Optional[int]: ...

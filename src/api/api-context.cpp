@@ -502,6 +502,18 @@ GPTNEOX_API int32_t gptneox_decode(gptneox_context *ctx, gptneox_batch batch) {
     return r == kFailed ? gptneox_last_status() : r;
 }
 
+GPTNEOX_API int32_t gptneox_encode(gptneox_context *ctx, gptneox_batch batch) {
+    // llama.cpp runs an encoder graph here (non-causal, no KV cache); a GPT-NeoX model has none.
+    guard(0, [&] {
+        gptneox::get_ctx(ctx);
+        if (batch.n_tokens <= 0 || (!batch.token && !batch.embd))
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "gptneox_encode: the batch is empty");
+        fail(GPTNEOX_STATUS_UNSUPPORTED, "gptneox_encode: GPT-NeoX models have no encoder (use gptneox_decode)");
+        return 0;
+    });
+    return gptneox_last_status();
+}
+
 GPTNEOX_API float *gptneox_get_logits(gptneox_context *ctx) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);

@@ -251,4 +251,8 @@ gptneox_sampler_init_grammar_lazy_patterns(const struct gptneox_vocab *vocab, co
     });
 }
 
+GPTNEOX_API struct gptneox_sampler *gptneox_sampler_init_infill(const struct gptneox_vocab *vocab) {
+    return make([&] { return smp::make_infill(vocab); });
+}
+
 } // extern "C"

@@ -99,6 +99,8 @@ std::unique_ptr<sampler_base> make_penalties(int32_t last_n, float repeat, float
 std::unique_ptr<sampler_base> make_dry(const gptneox_vocab *vocab, int32_t n_ctx_train, float multiplier, float base,
                                        int32_t allowed_length, int32_t penalty_last_n, const char **breakers,
                                        size_t n_breakers);
+// src/sampling/infill.cpp
+std::unique_ptr<sampler_base> make_infill(const gptneox_vocab *vocab);
 
 // Chains.
 class chain final : public sampler_base {
