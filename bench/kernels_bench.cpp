@@ -3,7 +3,9 @@
 // n_tokens 1 and 64, 1 and 2 threads. Prints GB/s of weight bytes read (and GFLOP/s) by wall clock,
 // and by the calling thread's CPU time (cpu GB/s: for 1 thread, what the kernels reach when the
 // machine is shared with other work), and by the fastest single call (best GB/s: the least disturbed
-// by other load; usage: kernels_bench [seconds per case]).
+// by other load). Usage: kernels_bench [seconds per case] [token counts, e.g. 1,8,64] [paths, e.g.
+// avx512,avx2,scalar] [types, e.g. q4_0,q8_0] [output rows] (defaults: 1.0 1,64 scalar,avx2,avx512
+// q8_0,q4_0 11264). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
 // Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o') -o build/kernels_bench
 //   build/kernels_bench
@@ -11,7 +13,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <cstdio>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/kernels.h"
@@ -27,15 +31,32 @@ static double thread_cpu_seconds() {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+// Comma-separated list in `arg` contains `name`.
+static bool listed(const char *arg, const char *name) {
+    const std::string a = std::string(",") + arg + ",", n = std::string(",") + name + ",";
+    return a.find(n) != std::string::npos;
+}
+
 int main(int argc, char **argv) {
-    const int64_t ne0 = 2816, ne1 = 11264;
+    const int64_t ne0 = 2816, ne1 = argc > 5 ? std::atoll(argv[5]) : 11264;
     double min_seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
+    std::vector<int64_t> token_counts;
+    for (const char *p = argc > 2 ? argv[2] : "1,64"; *p;) {
+        token_counts.push_back(std::atoll(p));
+        const char *c = std::strchr(p, ',');
+        if (!c) break;
+        p = c + 1;
+    }
+    const char *paths = argc > 3 ? argv[3] : "scalar,avx2,avx512";
+    const char *types = argc > 4 ? argv[4] : "q8_0,q4_0";
     const kernels *ref = get_kernels(GPTNEOX_KERNELS_SCALAR);
     std::mt19937 rng(1);
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     std::vector<float> wf(ne0 * ne1);
     for (auto &v : wf) v = u(rng);
-    std::vector<float> x(64 * ne0), y(64 * ne1);
+    int64_t max_tokens = 1;
+    for (int64_t t : token_counts) max_tokens = t > max_tokens ? t : max_tokens;
+    std::vector<float> x(max_tokens * ne0), y(max_tokens * ne1);
     for (auto &v : x) v = u(rng);
     std::printf("cpu: %s\n", detect_cpu().brand);
     std::printf("%-8s %-6s %7s %7s %10s %10s %10s %10s %10s\n", "path", "type", "tokens", "threads", "ms/call", "GB/s",
@@ -43,6 +64,7 @@ int main(int argc, char **argv) {
     thread_pool pool(2);
     std::vector<uint8_t> scratch;
     for (uint32_t type : {static_cast<uint32_t>(GPTNEOX_TYPE_Q8_0), static_cast<uint32_t>(GPTNEOX_TYPE_Q4_0)}) {
+        if (!listed(types, type == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "q4_0")) continue;
         const type_traits &tr = ref->traits[type];
         size_t row_bytes = ne0 / tr.blck * tr.type_size;
         std::vector<uint8_t> wq(row_bytes * ne1);
@@ -57,11 +79,12 @@ int main(int argc, char **argv) {
         for (auto path : {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512}) {
             const kernels *k = get_kernels(path);
             const char *pname = path == GPTNEOX_KERNELS_SCALAR ? "scalar" : path == GPTNEOX_KERNELS_AVX2 ? "avx2" : "avx512";
+            if (!listed(paths, pname)) continue;
             if (!k) {
                 std::printf("%-8s (not supported on this CPU)\n", pname);
                 continue;
             }
-            for (int64_t nt : {int64_t(1), int64_t(64)}) {
+            for (int64_t nt : token_counts) {
                 for (int nth : {1, 2}) {
                     matmul(*k, pool, nth, W, nullptr, x.data(), nt, ne0, y.data(), ne1, scratch); // warm-up
                     int iters = 0;

@@ -7,18 +7,22 @@
 // where isum_b is the exact integer dot of weight block b and activation block b (|isum| < 2^24, so
 // its float is exact) and dw_b * dy_b the f32 product of the two f16 scales.
 //
+// Every token is first put in gemm_prep's layout (once per token and matmul, whatever the batch):
+// its signed activation bytes (Q4_0: four blocks at a time as [elements 0-15 of blocks b..b+3 |
+// 16-31 of blocks b..b+3], so the decode kernel loads them as two vectors), the f32 block scales and
+// the block corrections -c * sum(a) (c = 128 for Q8_0 weights made unsigned by flipping the sign bit,
+// 8 for Q4_0 nibbles 0..15 taken as they are): sum(u * a) + corr is the exact block dot.
 // Decode (few tokens): 16 weight rows at a time, read in place; per row one VPDPBUSD of a pair of
-// blocks gives 16 int32 partial sums (Q8_0 weights made unsigned by flipping the sign bit, Q4_0 nibbles
-// taken as they are; the constant offset times sum(a) is removed once for all rows), and an in-lane
-// transpose-add tree turns the 16 rows' partials into block sums, one row per lane, so the scale FMA
-// is done for 16 rows at once. Q4_0 goes four blocks at a time where it can (decode_quads_q4: one
+// blocks gives 16 int32 partial sums, and an in-lane transpose-add tree turns the 16 rows' partials
+// into block sums, one row per lane, so the correction and the scale FMA are done for 16 rows at
+// once. Q4_0 goes four blocks at a time where it can (decode_quads_q4: one
 // gather of a row's 64 nibble bytes, one AND / one shift + AND for the 128 values, both VPDPBUSDs into
 // one int32 vector), the integer block sums being the same exact numbers either way.
 // Prompt: 16 rows are repacked (in-register transposes) into VNNI order -- for block b and 4-element
-// group c, one 64-byte vector holds elements 4c..4c+3 of the 16 rows -- with the rows' block sums of
-// the weights; activations are stored as unsigned bytes q + 128 (gemm_prep). A broadcast of 4
-// activation bytes then feeds 64 multiply-adds per VPDPBUSD, and sum((q + 128) * w) - 128 * sum(w)
-// is the exact block dot.
+// group c, one 64-byte vector holds elements 4c..4c+3 of the 16 rows, as the same unsigned bytes. A
+// broadcast of 4 activation bytes then feeds 64 multiply-adds per VPDPBUSD, and the block sums start
+// from the token's correction. From 2 tokens on this costs less than the decode kernel once per token
+// (the repacking is about one token's worth of the in-place kernel's shuffles).
 #include <immintrin.h>
 
 #pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
@@ -31,7 +35,8 @@
 namespace gptneox {
 namespace {
 
-constexpr int kTokTile = 8; // tokens per register tile of the prompt kernel
+constexpr int kTokTile = 8;          // tokens per register tile of the prompt kernel
+constexpr int64_t kPromptMinTokens = 2; // fewer tokens: the decode kernel (rows read in place)
 // Decode reads 16 rows side by side, more streams than the hardware prefetchers follow well, so while
 // it works on one group of rows it prefetches the next group front to back, at the pace it consumes.
 
@@ -84,9 +89,9 @@ template <bool Q4> struct lane_tree {
 };
 
 // Partial sums of one row's block pair (the row's block b at p, b+1 at p + d1) with the activations
-// prepared by pair_act. Q8_0: sum (w + 128) * a, the weights made unsigned by flipping the sign bit
-// (the 128 * sum(a) part is removed once for all rows). Q4_0: sum q * a with q = nibble 0..15 in the
-// order [lo b | lo b+1 | hi b | hi b+1] (the -8 * sum(a) part is removed once for all rows).
+// prepared by pair_act. Q8_0: sum (w + 128) * a, the weights made unsigned by flipping the sign bit.
+// Q4_0: sum q * a with q = nibble 0..15 in the order [lo b | lo b+1 | hi b | hi b+1]. (The offset
+// times sum(a) is the prep row's correction, added once for all rows.)
 template <typename T> inline __m512i row_pair(const uint8_t *p, size_t d1, __m512i av);
 template <> inline __m512i row_pair<q8_traits>(const uint8_t *p, size_t d1, __m512i av) {
     __m512i wv = load2(p + 2, p + d1 + 2);
@@ -100,63 +105,91 @@ template <> inline __m512i row_pair<q4_traits>(const uint8_t *p, size_t d1, __m5
     __m512i z = _mm512_srlv_epi16(_mm512_inserti64x4(_mm512_castsi256_si512(b), b, 1), shift);
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(z, _mm512_set1_epi8(0x0F)), av);
 }
-// The activation pair in row_pair's element order, and the constant times each block's sum of a.
+// The activation pair in row_pair's element order, and the weights' offset (see prep).
 template <typename T> inline __m512i pair_act(__m512i av) {
     if constexpr (T::size == sizeof(block_q4_0)) return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), av);
     return av;
 }
 template <typename T> constexpr int32_t offset_factor() { return T::size == sizeof(block_q4_0) ? 8 : 128; }
 
+// One token's gemm_prep row: n activation bytes (in the type's order, see act_lo), then nb f32 scales,
+// then nb int32 corrections.
+struct act_row {
+    const int8_t *q;
+    const float *d;
+    const int32_t *corr;
+};
+inline act_row act_of(const uint8_t *prep, int64_t n) {
+    const int64_t nb = n / 32;
+    return {reinterpret_cast<const int8_t *>(prep), reinterpret_cast<const float *>(prep + n),
+            reinterpret_cast<const int32_t *>(prep + n + 4 * nb)};
+}
+// Byte offset of block ib's elements 0-15 in the prep row; elements 16-31 follow at act_hi. Q8_0: the
+// blocks in order. Q4_0: whole groups of four blocks as [0-15 of b..b+3 | 16-31 of b..b+3], the last
+// nb % 4 blocks in order.
+template <typename T> inline int64_t act_lo(int64_t ib, int64_t nb) {
+    if constexpr (T::size == sizeof(block_q4_0)) {
+        if (ib < (nb & ~int64_t(3))) return (ib & ~int64_t(3)) * 32 + (ib & 3) * 16;
+    }
+    (void)nb;
+    return ib * 32;
+}
+template <typename T> inline int64_t act_hi(int64_t ib, int64_t nb) {
+    if constexpr (T::size == sizeof(block_q4_0)) {
+        if (ib < (nb & ~int64_t(3))) return 64;
+    }
+    (void)ib;
+    (void)nb;
+    return 16;
+}
+
 // Q4_0 decode, four blocks at a time. One row's blocks b..b+3 are 72 contiguous bytes; one vpermt2w
 // (the nibble bytes sit at even offsets 18q + 2) gathers their 64 nibble bytes, block b+q in 128-bit
 // lane q. One AND gives the 64 low nibbles (elements 0-15 of each block), one shift + AND the high ones
 // (16-31), and both VPDPBUSDs accumulate into one int32 vector: lane q holds 4 partial sums of block
-// b+q. The transpose-add tree then gives each block's 16 row sums, one row per lane.
+// b+q. The transpose-add tree then gives each block's 16 row sums, one row per lane. The four f16
+// scales (words 9q of the same 64 bytes) go to lane r of two scale vectors by a masked vpermw.
 inline __m512i quad_idx_q4() {
     alignas(64) int16_t ix[32];
     for (int q = 0; q < 4; q++)
         for (int k = 0; k < 8; k++) ix[8 * q + k] = static_cast<int16_t>(9 * q + 1 + k);
     return _mm512_load_si512(ix);
 }
-inline __m512i row_quad_q4(const uint8_t *p, __m512i idx, __m512i alo, __m512i ahi) {
+// word 16q + r (q = 0, 1) <- word 9q (scales of blocks b, b+1); of the second vector, 9(q + 2)
+inline __m512i scale_idx_q4(int half) {
+    alignas(64) int16_t ix[32];
+    for (int q = 0; q < 2; q++)
+        for (int r = 0; r < 16; r++) ix[16 * q + r] = static_cast<int16_t>(9 * (q + 2 * half));
+    return _mm512_load_si512(ix);
+}
+inline __m512i row_quad_q4(const uint8_t *p, __m512i idx, __m512i alo, __m512i ahi, __m512i *v0_out) {
     const __m512i v0 = _mm512_loadu_si512(p);
     const __m512i v1 = _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p + 64)));
     const __m512i q = _mm512_permutex2var_epi16(v0, idx, v1);
     const __m512i m = _mm512_set1_epi8(0x0F);
     const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q, m), alo);
+    *v0_out = v0;
     return _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(q, 4), m), ahi);
-}
-// Four Q8_0 activation blocks' halves: lane q of *lo = elements 0-15 of block q, of *hi = 16-31.
-inline void quad_act(const block_q8_0 *a, __m512i *lo, __m512i *hi) {
-    auto ld = [](const int8_t *p) { return _mm_loadu_si128(reinterpret_cast<const __m128i *>(p)); };
-    __m512i l = _mm512_castsi128_si512(ld(a[0].qs)), h = _mm512_castsi128_si512(ld(a[0].qs + 16));
-    l = _mm512_inserti32x4(l, ld(a[1].qs), 1);
-    h = _mm512_inserti32x4(h, ld(a[1].qs + 16), 1);
-    l = _mm512_inserti32x4(l, ld(a[2].qs), 2);
-    h = _mm512_inserti32x4(h, ld(a[2].qs + 16), 2);
-    l = _mm512_inserti32x4(l, ld(a[3].qs), 3);
-    h = _mm512_inserti32x4(h, ld(a[3].qs + 16), 3);
-    *lo = l;
-    *hi = h;
 }
 
 // Blocks [0, nb & ~3) of the Q4_0 rows (see decode_group); returns the accumulator, *pf advanced.
-inline __m512 decode_quads_q4(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const block_q8_0 *a,
+inline __m512 decode_quads_q4(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const act_row &a,
                               const uint8_t *next, size_t next_bytes, size_t *pf_io) {
     const size_t pf_step = 16 * 4 * sizeof(block_q4_0);
     size_t pf = *pf_io;
     using tree = lane_tree<true>;
     const size_t step_last = nv == 16 ? row_bytes : 0;
-    const __m512i idx = quad_idx_q4();
+    const __m512i idx = quad_idx_q4(), sidx0 = scale_idx_q4(0), sidx1 = scale_idx_q4(1);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t ib = 0; ib + 4 <= nb; ib += 4) {
         for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
             _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
-        __m512i alo, ahi;
-        quad_act(a + ib, &alo, &ahi);
+        const __m512i alo = _mm512_loadu_si512(a.q + ib * 32), ahi = _mm512_loadu_si512(a.q + ib * 32 + 64);
         const uint8_t *p = w + size_t(ib) * sizeof(block_q4_0);
         __m512i x[4];
-        alignas(64) uint16_t hs[64]; // scales: block ib+q of rows 0-15 at hs[16q..16q+15]
+        // scales: block ib+q of row r at word 16q + r of h01 (q < 2) / word 16(q-2) + r of h23; even and
+        // odd rows in separate vectors (two short dependency chains), merged below
+        __m512i h01[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()}, h23[2] = {h01[0], h01[0]};
         #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m512i wq[2];
@@ -166,9 +199,11 @@ inline __m512 decode_quads_q4(int64_t nb, const uint8_t *w, size_t row_bytes, in
                 #pragma GCC unroll 2
                 for (int i = 0; i < 2; i++) {
                     const int r = 4 * j + 2 * h + i;
-                    v[i] = row_quad_q4(p, idx, alo, ahi);
-                    #pragma GCC unroll 4
-                    for (int q = 0; q < 4; q++) __builtin_memcpy(&hs[16 * q + r], p + 18 * q, 2);
+                    __m512i raw;
+                    v[i] = row_quad_q4(p, idx, alo, ahi, &raw);
+                    const __mmask32 mr = static_cast<__mmask32>(0x00010001u << r);
+                    h01[i] = _mm512_mask_permutexvar_epi16(h01[i], mr, sidx0, raw);
+                    h23[i] = _mm512_mask_permutexvar_epi16(h23[i], mr, sidx1, raw);
                     if (r + 1 < nv) p += row_bytes;
                     else if (r + 1 < 16) p += step_last;
                 }
@@ -181,33 +216,26 @@ inline __m512 decode_quads_q4(int64_t nb, const uint8_t *w, size_t row_bytes, in
         const __m512i u1 = _mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0));
         const __m512i u2 = _mm512_shuffle_i32x4(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2));
         const __m512i u3 = _mm512_shuffle_i32x4(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2));
-        __m512i sb[4] = {_mm512_shuffle_i32x4(u0, u1, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_i32x4(u0, u1, _MM_SHUFFLE(3, 1, 3, 1)),
-                         _mm512_shuffle_i32x4(u2, u3, _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_i32x4(u2, u3, _MM_SHUFFLE(3, 1, 3, 1))};
-        // 8 * (sum of block ib+q's activations) in every dword of lane q
-        const __m512i ones = _mm512_set1_epi8(1);
-        __m512i sa = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, alo), ones, ahi);
-        sa = _mm512_add_epi32(sa, _mm512_shuffle_epi32(sa, _MM_PERM_BADC));
-        sa = _mm512_slli_epi32(_mm512_add_epi32(sa, _mm512_shuffle_epi32(sa, _MM_PERM_CDAB)), 3);
-        sb[0] = _mm512_sub_epi32(sb[0], _mm512_shuffle_i32x4(sa, sa, 0x00));
-        sb[1] = _mm512_sub_epi32(sb[1], _mm512_shuffle_i32x4(sa, sa, 0x55));
-        sb[2] = _mm512_sub_epi32(sb[2], _mm512_shuffle_i32x4(sa, sa, 0xAA));
-        sb[3] = _mm512_sub_epi32(sb[3], _mm512_shuffle_i32x4(sa, sa, 0xFF));
-        const __m512i h01 = _mm512_load_si512(hs), h23 = _mm512_load_si512(hs + 32);
-        const __m512 dw[4] = {_mm512_cvtph_ps(_mm512_castsi512_si256(h01)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h01, 1)),
-                              _mm512_cvtph_ps(_mm512_castsi512_si256(h23)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h23, 1))};
+        const __m512i sb[4] = {_mm512_shuffle_i32x4(u0, u1, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_i32x4(u0, u1, _MM_SHUFFLE(3, 1, 3, 1)),
+                               _mm512_shuffle_i32x4(u2, u3, _MM_SHUFFLE(2, 0, 2, 0)),
+                               _mm512_shuffle_i32x4(u2, u3, _MM_SHUFFLE(3, 1, 3, 1))};
+        const __mmask32 odd = 0xAAAAAAAAu;
+        const __m512i hA = _mm512_mask_blend_epi16(odd, h01[0], h01[1]), hB = _mm512_mask_blend_epi16(odd, h23[0], h23[1]);
+        const __m512 dw[4] = {_mm512_cvtph_ps(_mm512_castsi512_si256(hA)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hA, 1)),
+                              _mm512_cvtph_ps(_mm512_castsi512_si256(hB)), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hB, 1))};
         #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb[q]), _mm512_mul_ps(dw[q], _mm512_set1_ps(h2f(a[ib + q].d))), acc);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sb[q], _mm512_set1_epi32(a.corr[ib + q]))),
+                                  _mm512_mul_ps(dw[q], _mm512_set1_ps(a.d[ib + q])), acc);
     }
     *pf_io = pf;
     return acc;
 }
 
-// y[r] (r < nv) = row r of w against one Q8_0 activation row a.
+// y[r] (r < nv) = row r of w against one token's prep row a.
 template <typename T>
-void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const block_q8_0 *a, float *y,
+void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const act_row &a, float *y,
                   const uint8_t *next, size_t next_bytes) {
     const size_t pf_step = 16 * 2 * T::size; // bytes of the next group per block pair
     size_t pf = 0;
@@ -225,8 +253,8 @@ void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const 
         const int64_t ib1 = lone ? ib : ib + 1;
         for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
             _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
-        const __m512i a0 = load2(a[ib].qs, a[ib1].qs);
-        const __m512i av = pair_act<T>(a0);
+        // blocks from ib0 on are in order in the prep row
+        const __m512i av = pair_act<T>(load2(a.q + ib * 32, a.q + ib1 * 32));
         const size_t d1 = size_t(ib1 - ib) * T::size;
         const uint8_t *p = w + size_t(ib) * T::size;
         __m512i x[4];
@@ -252,16 +280,14 @@ void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const 
         }
         __m512i s0, s1;
         tree::finish(x, &s0, &s1);
-        // remove the offset: sum (w + c) * a - c * sum a
-        const __m512i sa = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), a0);
-        s0 = _mm512_sub_epi32(s0, _mm512_set1_epi32(offset_factor<T>() * _mm512_mask_reduce_add_epi32(0x00FF, sa)));
-        s1 = _mm512_sub_epi32(s1, _mm512_set1_epi32(offset_factor<T>() * _mm512_mask_reduce_add_epi32(0xFF00, sa)));
         const __m512i hv = _mm512_load_si512(hs);
         const __m512 dw0 = _mm512_cvtph_ps(_mm512_castsi512_si256(hv));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(dw0, _mm512_set1_ps(h2f(a[ib].d))), acc);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, _mm512_set1_epi32(a.corr[ib]))),
+                              _mm512_mul_ps(dw0, _mm512_set1_ps(a.d[ib])), acc);
         if (!lone) {
             const __m512 dw1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(hv, 1));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(dw1, _mm512_set1_ps(h2f(a[ib1].d))), acc);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s1, _mm512_set1_epi32(a.corr[ib1]))),
+                                  _mm512_mul_ps(dw1, _mm512_set1_ps(a.d[ib1])), acc);
         }
     }
     _mm512_mask_storeu_ps(y, static_cast<__mmask16>((1u << nv) - 1), acc);
@@ -269,18 +295,17 @@ void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const 
 
 // ---- prompt: repacked rows ----
 
-// work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows), then [nb] vectors of the rows'
-// f32 scales, then [nb] vectors of 128 * (sum of the rows' block values).
 // Rows 0-15 of the group (a short group repeats its last row): pointers to their block ib.
 // The 16 x 8 dword transposes use in-lane unpacks and one 128-bit lane shuffle per output.
 inline void transpose_q8(const uint8_t *const *rp, __m512i out[8]) {
     // z[i] = [row i | row i+4] (i < 4), z[4+i] = [row 8+i | row 12+i]: the lane order that makes the
     // last shuffle put rows 0..15 in lanes 0..15
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     __m512i z[8];
     #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        z[i] = load2(rp[i] + 2, rp[i + 4] + 2);
-        z[4 + i] = load2(rp[8 + i] + 2, rp[12 + i] + 2);
+        z[i] = _mm512_xor_si512(load2(rp[i] + 2, rp[i + 4] + 2), flip);
+        z[4 + i] = _mm512_xor_si512(load2(rp[8 + i] + 2, rp[12 + i] + 2), flip);
     }
     __m512i t[8], u[8];
     #pragma GCC unroll 2
@@ -307,7 +332,7 @@ inline void transpose_q8(const uint8_t *const *rp, __m512i out[8]) {
 // Q4_0: 16 bytes of nibbles per row; g[k] = [row k | row k+4 | row k+8 | row k+12], low nibbles give
 // elements 0-15 (dwords 0-3), high nibbles elements 16-31 (dwords 4-7).
 inline void transpose_q4(const uint8_t *const *rp, __m512i out[8]) {
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
     __m512i lo[4], hi[4];
     #pragma GCC unroll 4
     for (int k = 0; k < 4; k++) {
@@ -315,8 +340,8 @@ inline void transpose_q4(const uint8_t *const *rp, __m512i out[8]) {
         g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 4] + 2)), 1);
         g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 8] + 2)), 2);
         g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 12] + 2)), 3);
-        lo[k] = _mm512_sub_epi8(_mm512_and_si512(g, lo4), eight);
-        hi[k] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(g, 4), lo4), eight);
+        lo[k] = _mm512_and_si512(g, lo4);
+        hi[k] = _mm512_and_si512(_mm512_srli_epi16(g, 4), lo4);
     }
     #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
@@ -330,124 +355,148 @@ inline void transpose_q4(const uint8_t *const *rp, __m512i out[8]) {
     }
 }
 
-// work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows), then [nb] vectors of the rows'
-// f32 scales, then [nb] vectors of 128 * (sum of the rows' block values).
-template <typename T> void pack_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, uint8_t *work) {
+// work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows, as unsigned bytes), then [nb]
+// vectors of the rows' f32 scales.
+// While packing it prefetches the first half of the next group (next_bytes bytes at next; the rest
+// follows during the first token tile, see tile), front to back at the pace it reads this group.
+template <typename T>
+void pack_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, uint8_t *work, const uint8_t *next,
+                size_t next_bytes) {
+    size_t pf = 0;
+    const size_t pf_half = next_bytes / 2;
     const uint8_t *rp[16];
     for (int r = 0; r < 16; r++) rp[r] = w + size_t(r < nv ? r : nv - 1) * row_bytes;
     __m512i *q = reinterpret_cast<__m512i *>(work);
     __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
-    __m512i *corr = reinterpret_cast<__m512i *>(work + size_t(nb) * 9 * 64);
-    const __m512i ones = _mm512_set1_epi8(1);
     for (int64_t ib = 0; ib < nb; ib++) {
+        for (size_t e = pf + 8 * T::size; pf < e && pf < pf_half; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
         __m512i v[8];
         if constexpr (T::size == sizeof(block_q8_0)) transpose_q8(rp, v);
         else transpose_q4(rp, v);
-        __m512i sum = _mm512_setzero_si512();
-        alignas(32) uint16_t hs[16];
         #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            _mm512_store_si512(q + ib * 8 + c, v[c]);
-            sum = _mm512_dpbusd_epi32(sum, ones, v[c]);
-        }
+        for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
+        alignas(32) uint16_t hs[16];
         #pragma GCC unroll 16
         for (int r = 0; r < 16; r++) {
             __builtin_memcpy(&hs[r], rp[r], 2);
             rp[r] += T::size;
         }
         _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(hs))));
-        _mm512_store_si512(corr + ib, _mm512_slli_epi32(sum, 7));
     }
 }
 
-// TT tokens against a packed group: y[t][0..nv) for t < TT.
-template <int TT>
-void tile(int64_t nb, const uint8_t *work, const uint8_t *const *prep, float *const *y, int nv) {
+// TT tokens against a packed group: y[t][0..nv) for t < TT; token t's prep row at prep + t * stride.
+// It prefetches [next_bytes / 2, next_bytes) at next (the second half of the next group of rows, the
+// first half was prefetched by the packing) front to back: the weights keep streaming in while the
+// VPDPBUSDs run, and the next pack reads them from L2 (16 rows in parallel are more streams than the
+// hardware prefetchers follow well).
+template <typename T, int TT>
+void tile(int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_t stride, float *y, size_t y_stride,
+          int nv, const uint8_t *next, size_t next_bytes) {
+    size_t pf = next_bytes / 2 / 64 * 64;
     const __m512i *q = reinterpret_cast<const __m512i *>(work);
     const __m512 *d = reinterpret_cast<const __m512 *>(work + size_t(nb) * 8 * 64);
-    const __m512i *corr = reinterpret_cast<const __m512i *>(work + size_t(nb) * 9 * 64);
-    const float *dy[TT];
+    const uint8_t *pt[TT]; // the tokens' prep rows
     #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) dy[t] = reinterpret_cast<const float *>(prep[t] + nb * 32);
+    for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
+    const int64_t sc_off = n, corr_off = n + 4 * nb;
     __m512 acc[TT];
     #pragma GCC unroll 8
     for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t ib = 0; ib < nb; ib++) {
+        for (size_t e = pf + 8 * T::size; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
+        const int64_t lo = act_lo<T>(ib, nb), hi = lo + act_hi<T>(ib, nb);
         __m512i s[TT];
         #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++) s[t] = _mm512_setzero_si512();
+        for (int t = 0; t < TT; t++) {
+            int32_t c0;
+            __builtin_memcpy(&c0, pt[t] + corr_off + 4 * ib, 4);
+            s[t] = _mm512_set1_epi32(c0);
+        }
         #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
             const __m512i wv = _mm512_load_si512(q + ib * 8 + c);
+            const int64_t off = c < 4 ? lo + 4 * c : hi + 4 * (c - 4);
             #pragma GCC unroll 8
             for (int t = 0; t < TT; t++) {
                 int32_t a4;
-                __builtin_memcpy(&a4, prep[t] + ib * 32 + 4 * c, 4);
-                s[t] = _mm512_dpbusd_epi32(s[t], _mm512_set1_epi32(a4), wv);
+                __builtin_memcpy(&a4, pt[t] + off, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], wv, _mm512_set1_epi32(a4));
             }
         }
-        const __m512i cr = _mm512_load_si512(corr + ib);
         const __m512 dw = _mm512_load_ps(d + ib);
         #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++)
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s[t], cr)),
-                                     _mm512_mul_ps(dw, _mm512_set1_ps(dy[t][ib])), acc[t]);
+        for (int t = 0; t < TT; t++) {
+            float dy;
+            __builtin_memcpy(&dy, pt[t] + sc_off + 4 * ib, 4);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[t]);
+        }
     }
     const __mmask16 m = static_cast<__mmask16>((1u << nv) - 1);
     #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y[t], m, acc[t]);
+    for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + t * y_stride, m, acc[t]);
 }
 
-template <int TT>
-void tile_n(int tt, int64_t nb, const uint8_t *work, const uint8_t *const *prep, float *const *y, int nv) {
+template <typename T, int TT>
+void tile_n(int tt, int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_t stride, float *y,
+            size_t y_stride, int nv, const uint8_t *next, size_t next_bytes) {
     if constexpr (TT > 0) {
-        if (tt == TT) return tile<TT>(nb, work, prep, y, nv);
-        tile_n<TT - 1>(tt, nb, work, prep, y, nv);
+        if (tt == TT) return tile<T, TT>(nb, n, work, prep, stride, y, y_stride, nv, next, next_bytes);
+        tile_n<T, TT - 1>(tt, nb, n, work, prep, stride, y, y_stride, nv, next, next_bytes);
     }
 }
 
 template <typename T>
-void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
-          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *, size_t, const void *prep_v,
+          size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
     const int64_t nb = n / 32;
     const uint8_t *w = static_cast<const uint8_t *>(wv);
+    const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
+    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
     uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
         const uint8_t *wg = w + size_t(g) * row_bytes;
-        if (!prep) {
-            const int64_t nn = n_rows - g - nv < 16 ? n_rows - g - nv : 16; // rows of the next group
+        const int64_t nn = n_rows - g - nv < 16 ? n_rows - g - nv : 16; // rows of the next group
+        if (decode) {
             for (int64_t t = 0; t < n_tok; t++)
-                decode_group<T>(nb, wg, row_bytes, nv,
-                                reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(act) + t * act_stride),
-                                y + t * y_stride + g, wg + 16 * row_bytes, t == 0 ? size_t(nn) * row_bytes : 0);
+                decode_group<T>(nb, wg, row_bytes, nv, act_of(prep + t * prep_stride, n), y + t * y_stride + g,
+                                wg + 16 * row_bytes, t == 0 ? size_t(nn) * row_bytes : 0);
             continue;
         }
-        pack_group<T>(nb, wg, row_bytes, nv, pk);
+        pack_group<T>(nb, wg, row_bytes, nv, pk, wg + 16 * row_bytes, size_t(nn) * row_bytes);
         for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
             const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
-            const uint8_t *p[kTokTile];
-            float *yo[kTokTile];
-            for (int t = 0; t < tt; t++) {
-                p[t] = static_cast<const uint8_t *>(prep) + (t0 + t) * prep_stride;
-                yo[t] = y + (t0 + t) * y_stride + g;
-            }
-            tile_n<kTokTile>(tt, nb, pk, p, yo, nv);
+            tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, nv,
+                                wg + 16 * row_bytes, t0 == 0 ? size_t(nn) * row_bytes : 0);
         }
     }
 }
 
-// Q8_0 activation row -> [n bytes q + 128][n/32 f32 scales].
-void prep_q8(int64_t n, const void *a, void *out) {
+// Q8_0 activation row -> gemm_prep's layout for T (see act_row): the signed bytes in T's order, the f32
+// scales, -c * (sum of each block's values).
+template <typename T> void prep(int64_t n, const void *a, void *out) {
+    const int64_t nb = n / 32;
     const block_q8_0 *x = static_cast<const block_q8_0 *>(a);
     uint8_t *q = static_cast<uint8_t *>(out);
     float *d = reinterpret_cast<float *>(q + n);
+    int32_t *corr = reinterpret_cast<int32_t *>(q + n + 4 * nb);
     const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
-    for (int64_t ib = 0; ib < n / 32; ib++) {
-        __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(x[ib].qs));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 32), _mm256_xor_si256(v, bias));
-        float s = h2f(x[ib].d);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[ib].qs));
+        const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[ib].qs + 16));
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(q + act_lo<T>(ib, nb)), lo);
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(q + act_lo<T>(ib, nb) + act_hi<T>(ib, nb)), hi);
+        // sum of the values: sum of (v + 128) by vpsadbw, less 32 * 128
+        const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(_mm256_set_m128i(hi, lo), bias), _mm256_setzero_si256());
+        const __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+        const int32_t sum = static_cast<int32_t>(_mm_cvtsi128_si64(_mm_add_epi64(s2, _mm_unpackhi_epi64(s2, s2)))) - 32 * 128;
+        const float s = h2f(x[ib].d);
+        const int32_t c = -offset_factor<T>() * sum;
         __builtin_memcpy(d + ib, &s, 4);
+        __builtin_memcpy(corr + ib, &c, 4);
     }
 }
 
@@ -455,11 +504,13 @@ void prep_q8(int64_t n, const void *a, void *out) {
 
 void fill_gemm_avx512_vnni(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q8_0].gemm = gemm<q8_traits>;
-    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep_q8;
-    k.traits[GPTNEOX_TYPE_Q8_0].gemm_min_tokens = 4;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep<q8_traits>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_min_tokens = kPromptMinTokens;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep_decode = true;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm = gemm<q4_traits>;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep_q8;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = 4;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = kPromptMinTokens;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep_decode = true;
 }
 
 } // namespace gptneox

@@ -43,18 +43,50 @@ struct type_traits {
     // repacks 16 weight rows at a time into `work`, gemm_work_bytes(n) bytes, 64-byte aligned).
     // Both give bit-identical results for the same token, whatever n_tok, so batching never changes
     // logits. Requires n % 32 == 0.
+    // F16 / BF16 weights (vec_dot_type F32, gemm-f16-*.cpp): the tokens are f32 rows read in place at
+    // act + t * act_stride, prep / work unused (nullptr), any n >= 1; same batch invariance.
     void (*gemm)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
                  const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride,
                  void *work) = nullptr;
     // One Q8_0 activation row (n elements) to the prompt kernel's layout (gemm_prep_bytes(n) bytes).
     void (*gemm_prep)(int64_t n, const void *a, void *prep) = nullptr;
     int64_t gemm_min_tokens = 0; // matmul uses the prompt kernel (prep) from this many tokens on
+    // The decode kernel reads gemm_prep's layout too: matmul preps every token whatever n_tok (work
+    // still only from gemm_min_tokens on), and `act` is not read.
+    bool gemm_prep_decode = false;
 };
 
 // Sizes of the gemm buffers (kernels/gemm-avx512.cpp's layouts).
-constexpr size_t gemm_prep_bytes(int64_t n) { return static_cast<size_t>(n) + 4 * static_cast<size_t>(n / 32); }
+// (n bytes, then room for two 4-byte values per block of 32)
+constexpr size_t gemm_prep_bytes(int64_t n) { return static_cast<size_t>(n) + 8 * static_cast<size_t>(n / 32); }
 constexpr size_t gemm_work_bytes(int64_t n) {
     return 16 * static_cast<size_t>(n) + 2 * 64 * static_cast<size_t>(n / 32) + 64;
+}
+
+// One head's attention for a block of up to kAttnMaxQ query tokens over f16 K/V cache rows
+// (kernels.attn_block_f16). Key j's rows are k + j * k_stride and v + j * v_stride (elements); vis[j]
+// bit i says query i sees key j; every key some query sees lies in [k0, k1). For each query i:
+//   s_j = scale * dot(q_i, k_j) for the keys it sees, softmax over them, out_i = sum_j p_j v_j in
+// ascending j. A query's result does not depend on n_q, [k0, k1) or the other queries (batching
+// never changes logits); a query that sees no key gets zeros. Rows nobody sees are never used as numbers.
+constexpr int kAttnMaxQ = 32;
+struct attn_block_args {
+    int64_t hd = 0;                 // head dim
+    int32_t n_q = 0;                // 1..kAttnMaxQ
+    const float *q = nullptr;       // query i at q + i * q_stride
+    size_t q_stride = 0;
+    const uint16_t *k = nullptr, *v = nullptr;
+    size_t k_stride = 0, v_stride = 0;
+    int64_t k0 = 0, k1 = 0;
+    const uint32_t *vis = nullptr;  // indexed by absolute key index j in [k0, k1)
+    float scale = 1.0f;
+    float *out = nullptr;           // query i's output at out + i * out_stride (hd floats)
+    size_t out_stride = 0;
+    float *work = nullptr;          // attn_work_floats(n_keys, hd) floats, 64-byte aligned, per thread
+};
+// Scratch floats attn_block_f16 needs for key ranges up to n_keys long.
+constexpr size_t attn_work_floats(int64_t n_keys, int64_t hd) {
+    return (static_cast<size_t>(hd) + 16) * (16 + kAttnMaxQ) + kAttnMaxQ * (static_cast<size_t>(n_keys) + 48);
 }
 
 constexpr int kMaxType = 40;
@@ -78,6 +110,12 @@ struct kernels {
                             float *out) = nullptr;
     void (*attn_values_f16)(int64_t n, const float *w, const uint16_t *v, size_t stride, int64_t n_rows,
                             float *out) = nullptr;
+    // Blocked attention of a block of queries (attn_block_args); set on every path.
+    void (*attn_block_f16)(const attn_block_args &a) = nullptr;
+    // Exact GELU in place, y = 0.5 y (1 + erf(y / sqrt 2)) in f32 (the MLP's activation), and the erf it
+    // uses (within 1 ulp of the exact erf on every float; tested in gelu_test.cpp).
+    void (*gelu)(float *y, int64_t n) = nullptr;
+    void (*erf_f32)(const float *x, float *y, int64_t n) = nullptr;
     void (*f32_to_f16)(const float *x, uint16_t *y, int64_t n) = nullptr;
     void (*f16_to_f32)(const uint16_t *x, float *y, int64_t n) = nullptr;
 

@@ -15,7 +15,8 @@ namespace {
 // token block; tokens per block: their activations (a few KiB each) stay in L2.
 constexpr size_t kTileBytes = 64 * 1024;
 constexpr int64_t kTokenBlock = 64;
-constexpr int64_t kGemmDecodeRows = 64;
+constexpr int64_t kGemmRows = 64;
+constexpr int64_t kMaxClaimChunks = 8;
 
 const type_traits &traits_for(const kernels &k, const weight &W) {
     const type_traits *tr = k.get(W.type);
@@ -43,8 +44,11 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
 
     // The blocked kernel (if the path has one) computes every token count, so results never depend on
     // batching; from gemm_min_tokens on it wants the activations in its own layout as well.
-    const bool use_gemm = tr.gemm != nullptr && tr.vec_dot_type == GPTNEOX_TYPE_Q8_0;
-    const bool use_prep = use_gemm && tr.gemm_prep && n_tokens >= tr.gemm_min_tokens;
+    // (F16 / BF16 weights: f32 activations read in place, no prep, chunks of kGemmRows rows)
+    const bool use_gemm =
+        tr.gemm != nullptr && (tr.vec_dot_type == GPTNEOX_TYPE_Q8_0 || tr.vec_dot_type == GPTNEOX_TYPE_F32);
+    const bool prompt = use_gemm && n_tokens >= tr.gemm_min_tokens;
+    const bool use_prep = use_gemm && tr.gemm_prep && (prompt || tr.gemm_prep_decode);
     int nth = n_threads < pool.size() ? n_threads : pool.size();
     if (nth < 1) nth = 1;
 
@@ -53,7 +57,7 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     const uint8_t *act_q = reinterpret_cast<const uint8_t *>(x);
     size_t act_stride = static_cast<size_t>(x_stride) * sizeof(float);
     const size_t prep_stride = use_prep ? (gemm_prep_bytes(ne0) + 63) / 64 * 64 : 0;
-    const size_t work_bytes = use_prep ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
+    const size_t work_bytes = use_prep && prompt ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
     uint8_t *prep = nullptr, *work_area = nullptr;
     if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
         act_stride = static_cast<size_t>(ne0 / at->blck) * at->type_size;
@@ -63,7 +67,7 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
         uint8_t *q = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
         if (use_prep) {
             prep = q + q_bytes;
-            work_area = prep + prep_stride * static_cast<size_t>(n_tokens);
+            if (work_bytes) work_area = prep + prep_stride * static_cast<size_t>(n_tokens);
         }
         auto quantize = [&](int ith, int nt) {
             int64_t t0, t1;
@@ -81,9 +85,9 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     const size_t row_bytes = W.row_bytes;
     const uint8_t *wdata = static_cast<const uint8_t *>(W.data);
     int64_t tile_rows = row_bytes >= kTileBytes ? 1 : static_cast<int64_t>(kTileBytes / row_bytes);
-    // the blocked kernel works on whole 16-row groups; decoding, a chunk of kGemmDecodeRows lets it
-    // prefetch each next group while it works on the current one
-    if (use_gemm) tile_rows = use_prep ? 16 : kGemmDecodeRows;
+    // the blocked kernel works on whole 16-row groups; a chunk of kGemmRows lets it prefetch each next
+    // group while it works on the current one
+    if (use_gemm) tile_rows = kGemmRows;
     const int64_t n_chunks = (ne1 + tile_rows - 1) / tile_rows;
     auto vec_dot = tr.vec_dot;
     auto vec_dot_x4 = tr.vec_dot_x4;
@@ -122,12 +126,22 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     // Small products are not worth waking workers for.
     if (ne1 * ne0 * n_tokens < 65536 || n_chunks < 2) nth = 1;
     std::atomic<int64_t> next_chunk{0};
+    // The blocked Q8_0-activation kernels prefetch the next rows of the range they are given, so a range
+    // should be long: a thread claims 1 / (2 * nth) of the chunks left (at least one, at most
+    // kMaxClaimChunks, so a thread the OS preempts holds little work), i.e. long ranges first and short
+    // ones at the end, where they even out the threads' finishing times.
+    const bool guided = use_gemm && tr.vec_dot_type == GPTNEOX_TYPE_Q8_0;
     auto work = [&](int ith, int) {
         for (;;) {
-            const int64_t c = next_chunk.fetch_add(1, std::memory_order_relaxed);
-            if (c >= n_chunks) break;
-            const int64_t rb = c * tile_rows;
-            tile(rb, rb + tile_rows < ne1 ? rb + tile_rows : ne1, ith);
+            int64_t c = next_chunk.load(std::memory_order_relaxed), take = 1;
+            do {
+                if (c >= n_chunks) return;
+                take = guided ? (n_chunks - c) / (2 * nth) : 1;
+                if (take > kMaxClaimChunks) take = kMaxClaimChunks;
+                if (take < 1) take = 1;
+            } while (!next_chunk.compare_exchange_weak(c, c + take, std::memory_order_relaxed));
+            const int64_t rb = c * tile_rows, re = (c + take) * tile_rows;
+            tile(rb, re < ne1 ? re : ne1, ith);
         }
     };
     pool.run(nth, work);
