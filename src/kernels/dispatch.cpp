@@ -18,6 +18,7 @@ kernels build(enum gptneox_kernel_path path) {
     const cpu_features &f = detect_cpu();
     if (path == GPTNEOX_KERNELS_AVX2) {
         fill_kernels_avx2(k);
+        fill_gemm_avx2(k);
     } else if (path == GPTNEOX_KERNELS_AVX512) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);

@@ -301,35 +301,6 @@ template <typename Block> void q_dot_x4(int64_t n, const void *w, const void *a,
     q_tile<1, 4, Block>(n / 32, static_cast<const uint8_t *>(w), 0, static_cast<const uint8_t *>(a), a_stride, out, 1);
 }
 
-// The gemm entry (kernels.h), on Q8_0 activation rows in place (no gemm_prep): few tokens go one at a
-// time over 4 rows (decode), more in tiles of 2 rows x 4 tokens; odd rows / tokens by smaller tiles.
-template <int R, typename Block>
-void q_rows(int64_t nb, const uint8_t *w, size_t row_bytes, int64_t n_rows, const uint8_t *a, size_t a_stride,
-            int64_t t, float *y, size_t y_stride, bool four) {
-    int64_t r = 0;
-    for (; r + R <= n_rows; r += R) {
-        if (four) q_tile<R, 4, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
-        else
-            q_tile<R, 1, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride,
-                                w + (r + R) * row_bytes, size_t(n_rows - r - R < R ? n_rows - r - R : R) * row_bytes);
-    }
-    for (; r < n_rows; r++) {
-        if (four) q_tile<1, 4, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
-        else q_tile<1, 1, Block>(nb, w + r * row_bytes, row_bytes, a + t * a_stride, a_stride, y + t * y_stride + r, y_stride);
-    }
-}
-
-template <typename Block>
-void q_gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
-            const void *, size_t, int64_t n_tok, float *y, size_t y_stride, void *) {
-    const int64_t nb = n / 32;
-    const uint8_t *w = static_cast<const uint8_t *>(wv), *a = static_cast<const uint8_t *>(act);
-    int64_t t = 0;
-    if (n_tok >= 4)
-        for (; t + 4 <= n_tok; t += 4) q_rows<2, Block>(nb, w, row_bytes, n_rows, a, act_stride, t, y, y_stride, true);
-    for (; t < n_tok; t++) q_rows<4, Block>(nb, w, row_bytes, n_rows, a, act_stride, t, y, y_stride, false);
-}
-
 } // namespace
 
 void fill_kernels_avx2(kernels &k) {
@@ -349,9 +320,7 @@ void fill_kernels_avx2(kernels &k) {
     k.traits[GPTNEOX_TYPE_BF16].vec_dot_x4 = bf16_dot_n<4>;
     k.traits[GPTNEOX_TYPE_Q8_0].vec_dot_x4 = q_dot_x4<block_q8_0>;
     k.traits[GPTNEOX_TYPE_Q4_0].vec_dot_x4 = q_dot_x4<block_q4_0>;
-    // one kernel for every token count (no gemm_prep: activations are read as Q8_0 rows)
-    k.traits[GPTNEOX_TYPE_Q8_0].gemm = q_gemm<block_q8_0>;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm = q_gemm<block_q4_0>;
+    // the gemm entries (Q8_0 / Q4_0) are set by fill_gemm_avx2 (gemm-avx2.cpp), see dispatch.cpp
     k.dot_f32 = dot_f32;
     k.dot_f32_f16 = dot_f32_f16;
     k.axpy_f16 = axpy_f16;

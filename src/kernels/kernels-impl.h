@@ -16,5 +16,20 @@ void fill_kernels_avx2(kernels &k);
 void fill_kernels_avx512(kernels &k, bool vnni);
 // Set the Q8_0 / Q4_0 gemm entries (gemm-avx512.cpp; AVX-512 with VNNI only).
 void fill_gemm_avx512_vnni(kernels &k);
+// Set the Q8_0 / Q4_0 gemm entries of the AVX2 table (gemm-avx2.cpp).
+void fill_gemm_avx2(kernels &k);
+// Set the F16 / BF16 gemm entries (f32 activations): gemm-f16-avx512.cpp (AVX-512 F/BW) and
+// gemm-f16-avx2.cpp (AVX2 + FMA + F16C).
+void fill_gemm_f16_avx512(kernels &k);
+void fill_gemm_f16_avx2(kernels &k);
+
+// Blocked attention and GELU (attention-*.cpp, gelu-*.cpp): the scalar ones after fill_kernels_scalar,
+// the SIMD ones only on their path.
+void fill_attention_scalar(kernels &k);
+void fill_attention_avx2(kernels &k);
+void fill_attention_avx512(kernels &k);
+void fill_gelu_scalar(kernels &k);
+void fill_gelu_avx2(kernels &k);
+void fill_gelu_avx512(kernels &k);
 
 } // namespace gptneox

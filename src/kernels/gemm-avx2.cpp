@@ -1,0 +1,419 @@
+// Blocked Q8_0 / Q4_0 products for AVX2 (the `gemm` entries of kernels.h on the AVX2 path), compiled
+// with -mavx2 -mfma -mf16c and reached only through dispatch.cpp when the CPU has those features.
+//
+// Every output (weight row r, token t) gets the same arithmetic whatever the batch, so a token's result
+// never depends on how many tokens were multiplied together (decode vs prompt kernel, ubatch size):
+//   acc = 0;  for each block b in order:  acc = fma(float(isum_b), dw_b * dy_b, acc);  y = acc
+// isum_b is the exact integer dot of weight block b and activation block b (|isum| <= 32*128*127 < 2^24,
+// so its float is exact), dw_b * dy_b the f32 product of the two f16 scales (exact: 11 x 11 bits).
+//
+// Integer dots use vpmaddubsw (u8 x s8 -> i16 pair sums, saturating) and vpmaddwd. Why nothing saturates:
+//  - Q8_0, both kernels: |w| (as u8, <= 128 even for w = -128) times a * sign(w). Activations come from
+//    q8_0_from_float, so |a| <= 127 (q = round(x / (amax / 127)) with amax the block's largest |x|):
+//    a pair sum is at most 2 * 128 * 127 = 32512 < 32767; vpmaddwd then widens to i32 at once.
+//  - Q4_0, prompt kernel: a + 128 (u8, 0..255, any int8 a) times q - 8 (s8, -8..7). A pair is at most
+//    2 * 255 * 8 = 4080 in magnitude, and a block's 8 vpmaddubsw results are summed in i16 before one
+//    vpmaddwd: 16 products per i16 lane, |sum| <= 16 * 255 * 8 = 32640 < 32767. The 128 * sum(q - 8)
+//    this adds is a weight-row constant per block, taken off once (exact i32 arithmetic).
+//  - Q4_0, decode kernel: q (u8, 0..15) times a: a pair is at most 2 * 15 * 128 = 3840, and the low- and
+//    high-nibble results are added in i16 (<= 7680) before vpmaddwd; 8 * sum(a) (pairs <= 2048, two
+//    added <= 4096) is subtracted per block in i32.
+//
+// Prompt kernel (gemm_prep given): the 16 rows of a call are repacked one K-chunk at a time (the chunk's
+// packed weights, ~18 KiB, stay in L1 while every token passes over them) into "rows in lanes" order:
+// for block b, row group g (8 rows) and 4-element group c, one 32-byte vector holds elements 4c..4c+3
+// of the 8 rows; then the rows' f32 scales (and for Q4_0 128 * sum(q - 8)). A broadcast of 4 activation
+// bytes then feeds 32 multiply-adds for 8 rows at once, and the i32 block sums come out one row per lane,
+// ready for the scale FMA. A register tile is 2 row groups x 4 tokens. The running sums live in y
+// between K-chunks (a store and reload of a float is exact, so the FMA chain is unchanged).
+// Decode kernel (no gemm_prep, few tokens): 4 rows read in place (4 streams plus a software prefetch of
+// the next 4 rows at the pace they are consumed: 8 rows side by side streamed measurably worse), two
+// blocks at a time: per row one or two 8-lane partial vectors, folded by an hadd tree into one vector
+// [rows 0-3 of block b | rows 0-3 of block b+1], then two 4-lane FMAs in block order.
+#include <immintrin.h>
+
+#include "kernels/kernels-impl.h"
+
+namespace gptneox {
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+constexpr int kTok = 4;          // tokens per register tile (prompt kernel)
+constexpr int kDecTok = 4;       // tokens the decode kernel takes per pass over the weights
+constexpr int64_t kChunk = 32;   // blocks per K-chunk of packed weights (2 x 32 x 288..320 B)
+constexpr size_t kRecQ8 = 8 * 32 + 32;      // per (block, row group): 8 weight vectors + 8 f32 scales
+constexpr size_t kRecQ4 = 8 * 32 + 32 + 32; // + 8 i32 corrections (128 * sum(q - 8))
+
+struct q8_traits {
+    using block = block_q8_0;
+    static constexpr bool q4 = false;
+    static constexpr size_t rec = kRecQ8;
+    static constexpr _mm_hint hint = _MM_HINT_T1; // measured: Q8_0 decode streams better into L2
+};
+struct q4_traits {
+    using block = block_q4_0;
+    static constexpr bool q4 = true;
+    static constexpr size_t rec = kRecQ4;
+    static constexpr _mm_hint hint = _MM_HINT_T0;
+};
+
+inline __m256i load32(const void *p) { return _mm256_loadu_si256(static_cast<const __m256i *>(p)); }
+
+// Lanes [0, nv) valid: nv >= 8 full vector store, else a masked one (never writes past the rows).
+inline __m256i lane_mask(int nv) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline void store_rows(float *y, __m256 v, int nv) {
+    if (nv >= 8) _mm256_storeu_ps(y, v);
+    else _mm256_maskstore_ps(y, lane_mask(nv), v);
+}
+inline __m256 load_rows(const float *y, int nv) {
+    if (nv >= 8) return _mm256_loadu_ps(y);
+    return _mm256_maskload_ps(y, lane_mask(nv));
+}
+
+// A Q4_0 block's 32 nibbles as bytes in element order: low nibbles (0-15) then high (16-31).
+inline __m256i nibbles(const block_q4_0 &b) {
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b.qs)));
+    return _mm256_and_si256(_mm256_srlv_epi32(x, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
+}
+
+// 8 i32 vectors -> one vector whose lane r is the sum of p[r]'s 8 lanes.
+inline __m256i sum8(const __m256i p[8]) {
+    const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
+    const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+    const __m256i q0 = _mm256_hadd_epi32(h01, h23), q1 = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q0, q1, 0x31));
+}
+
+// The 8 rows' f16 scales of block ib as f32 lanes.
+template <typename B> inline __m256 row_scales(const B *const *x, int64_t ib) {
+    const __m128i h = _mm_setr_epi16(static_cast<short>(x[0][ib].d), static_cast<short>(x[1][ib].d),
+                                     static_cast<short>(x[2][ib].d), static_cast<short>(x[3][ib].d),
+                                     static_cast<short>(x[4][ib].d), static_cast<short>(x[5][ib].d),
+                                     static_cast<short>(x[6][ib].d), static_cast<short>(x[7][ib].d));
+    return _mm256_cvtph_ps(h);
+}
+
+// ---- decode: 4 rows in place, NT tokens (Q8_0 activation rows) ----
+
+// 4 i32 vectors -> lane r = the sum of p[r]'s 8 lanes.
+inline __m128i sum4(const __m256i p[4]) {
+    const __m256i q = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    return _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+}
+template <typename B> inline __m128 row_scales4(const B *const *x, int64_t ib) {
+    const __m128i h = _mm_setr_epi16(static_cast<short>(x[0][ib].d), static_cast<short>(x[1][ib].d),
+                                     static_cast<short>(x[2][ib].d), static_cast<short>(x[3][ib].d), 0, 0, 0, 0);
+    return _mm_cvtph_ps(h);
+}
+template <typename T, int NT>
+void decode4(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const uint8_t *act, size_t act_stride, float *y,
+             size_t y_stride, const uint8_t *next, size_t next_bytes) {
+    using B = typename T::block;
+    const B *x[4];
+    for (int r = 0; r < 4; r++) x[r] = reinterpret_cast<const B *>(w + size_t(r < nv ? r : nv - 1) * row_bytes);
+    const block_q8_0 *ya[NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) ya[t] = reinterpret_cast<const block_q8_0 *>(act + t * act_stride);
+    __m128 acc[NT];
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm_setzero_ps();
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    const size_t pf_step = 4 * sizeof(B);
+    size_t pf = 0;
+    int64_t ib = 0;
+    for (; ib + 2 <= nb; ib += 2) {
+        for (const size_t e = pf + 2 * pf_step; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), T::hint);
+        const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16(
+            static_cast<short>(x[0][ib].d), static_cast<short>(x[1][ib].d), static_cast<short>(x[2][ib].d),
+            static_cast<short>(x[3][ib].d), static_cast<short>(x[0][ib + 1].d), static_cast<short>(x[1][ib + 1].d),
+            static_cast<short>(x[2][ib + 1].d), static_cast<short>(x[3][ib + 1].d)));
+        #pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m256i s;
+            if constexpr (T::q4) {
+                // lane h (128 bits) = block ib + h: low nibbles x elements 0-15 plus high x 16-31
+                const __m256i a0 = load32(ya[t][ib].qs), a1 = load32(ya[t][ib + 1].qs);
+                const __m256i alo = _mm256_permute2x128_si256(a0, a1, 0x20), ahi = _mm256_permute2x128_si256(a0, a1, 0x31);
+                const __m256i m4 = _mm256_set1_epi8(0x0F);
+                __m256i p[4];
+                #pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m256i q = _mm256_inserti128_si256(
+                        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x[r][ib].qs))),
+                        _mm_loadu_si128(reinterpret_cast<const __m128i *>(x[r][ib + 1].qs)), 1);
+                    const __m256i d16 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(q, m4), alo),
+                                                         _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), ahi));
+                    p[r] = _mm256_madd_epi16(d16, ones16);
+                }
+                s = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                const __m256i e8 = _mm256_set1_epi8(8);
+                __m256i sa = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(e8, alo), _mm256_maddubs_epi16(e8, ahi)), ones16);
+                sa = _mm256_add_epi32(sa, _mm256_shuffle_epi32(sa, _MM_SHUFFLE(1, 0, 3, 2)));
+                sa = _mm256_add_epi32(sa, _mm256_shuffle_epi32(sa, _MM_SHUFFLE(2, 3, 0, 1)));
+                s = _mm256_sub_epi32(s, sa);
+            } else {
+                __m256i p[8];
+                #pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const __m256i a = load32(ya[t][ib + h].qs);
+                    #pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++) {
+                        const __m256i wv = load32(x[r][ib + h].qs);
+                        p[4 * h + r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(a, wv)), ones16);
+                    }
+                }
+                s = sum8(p); // rows 0-3 of block ib | of block ib + 1
+            }
+            const __m256 f = _mm256_cvtepi32_ps(s);
+            const __m256 sc = _mm256_mul_ps(dw, _mm256_setr_m128(_mm_set1_ps(h2f(ya[t][ib].d)), _mm_set1_ps(h2f(ya[t][ib + 1].d))));
+            acc[t] = _mm_fmadd_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(sc), acc[t]);
+            acc[t] = _mm_fmadd_ps(_mm256_extractf128_ps(f, 1), _mm256_extractf128_ps(sc, 1), acc[t]);
+        }
+    }
+    for (; ib < nb; ib++) {
+        for (const size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), T::hint);
+        const __m128 dw = row_scales4(x, ib);
+        #pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const __m256i a = load32(ya[t][ib].qs);
+            __m256i p[4];
+            #pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) {
+                if constexpr (T::q4) {
+                    p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(x[r][ib]), a), ones16);
+                } else {
+                    const __m256i wv = load32(x[r][ib].qs);
+                    p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(a, wv)), ones16);
+                }
+            }
+            __m128i s = sum4(p);
+            if constexpr (T::q4) {
+                __m256i sa8 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), a), ones16);
+                __m128i sa = _mm_add_epi32(_mm256_castsi256_si128(sa8), _mm256_extracti128_si256(sa8, 1));
+                sa = _mm_add_epi32(sa, _mm_shuffle_epi32(sa, _MM_SHUFFLE(1, 0, 3, 2)));
+                sa = _mm_add_epi32(sa, _mm_shuffle_epi32(sa, _MM_SHUFFLE(2, 3, 0, 1)));
+                s = _mm_sub_epi32(s, sa);
+            }
+            acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(s), _mm_mul_ps(dw, _mm_set1_ps(h2f(ya[t][ib].d))), acc[t]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        if (nv >= 4) _mm_storeu_ps(y + t * y_stride, acc[t]);
+        else _mm_maskstore_ps(y + t * y_stride, _mm256_castsi256_si128(lane_mask(nv)), acc[t]);
+    }
+}
+
+template <typename T>
+void decode_rows(int64_t nb, const uint8_t *w, size_t row_bytes, int64_t n_rows, const uint8_t *act, size_t act_stride,
+                 int64_t n_tok, float *y, size_t y_stride) {
+    for (int64_t g = 0; g < n_rows; g += 4) {
+        const int nv = int(n_rows - g < 4 ? n_rows - g : 4);
+        const uint8_t *wg = w + size_t(g) * row_bytes;
+        const int64_t nn = n_rows - g - nv < 4 ? n_rows - g - nv : 4; // rows of the next group
+        const uint8_t *next = wg + size_t(nv) * row_bytes;
+        for (int64_t t = 0; t < n_tok; t += kDecTok) {
+            const int nt = int(n_tok - t < kDecTok ? n_tok - t : kDecTok);
+            const uint8_t *a = act + t * act_stride;
+            float *yt = y + t * y_stride + g;
+            const size_t nx = t == 0 ? size_t(nn) * row_bytes : 0;
+            switch (nt) {
+            case 1: decode4<T, 1>(nb, wg, row_bytes, nv, a, act_stride, yt, y_stride, next, nx); break;
+            case 2: decode4<T, 2>(nb, wg, row_bytes, nv, a, act_stride, yt, y_stride, next, nx); break;
+            case 3: decode4<T, 3>(nb, wg, row_bytes, nv, a, act_stride, yt, y_stride, next, nx); break;
+            default: decode4<T, 4>(nb, wg, row_bytes, nv, a, act_stride, yt, y_stride, next, nx); break;
+            }
+        }
+    }
+}
+
+// ---- prompt: packed K-chunks ----
+
+// 8 x 8 transpose of dwords: out[c] lane r = in[r] lane c.
+inline void transpose8(const __m256i in[8], __m256i out[8]) {
+    __m256i t[8], u[8];
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);     // r0c0 r1c0 r0c1 r1c1 | c4..c5
+        t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]); // c2, c3 | c6, c7
+    }
+    #pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) {
+        // rows 4i..4i+3
+        u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);     // c0 | c4
+        u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);     // c1 | c5
+        u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]); // c2 | c6
+        u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]); // c3 | c7
+    }
+    #pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+        out[c + 4] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+    }
+}
+
+// Blocks [b0, b0 + kb) of 2 row groups (rows rp[0..15], a short group repeating its last row) into pk:
+// record (block i, group g) at pk + (2 i + g) * T::rec.
+template <typename T> void pack_chunk(const uint8_t *const *rp, int64_t b0, int64_t kb, uint8_t *pk) {
+    using B = typename T::block;
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < kb; i++) {
+        for (int g = 0; g < 2; g++) {
+            uint8_t *rec = pk + size_t(2 * i + g) * T::rec;
+            const B *bl[8];
+            #pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) bl[r] = reinterpret_cast<const B *>(rp[8 * g + r]) + b0 + i;
+            __m256i in[8], out[8];
+            #pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) {
+                if constexpr (T::q4) in[r] = _mm256_sub_epi8(nibbles(*bl[r]), eight);
+                else in[r] = load32(bl[r]->qs);
+            }
+            transpose8(in, out);
+            __m256i sum = _mm256_setzero_si256();
+            #pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) {
+                _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 32 * c), out[c]);
+                if constexpr (T::q4) sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, out[c]), ones16));
+            }
+            _mm256_store_ps(reinterpret_cast<float *>(rec + 256), row_scales(bl, 0));
+            if constexpr (T::q4) _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 288), _mm256_slli_epi32(sum, 7));
+        }
+    }
+}
+
+// R row groups x TT tokens over kb packed blocks. a[t]: the token's prep bytes at the chunk's first
+// block, dy[t] its f32 scales there; y[t]: the token's outputs for the 16 rows; nv valid rows.
+template <typename T, int R, int TT>
+void tile(int64_t kb, const uint8_t *pk, const uint8_t *const *a, const float *const *dy, float *const *y, int nv,
+          bool first) {
+    __m256 acc[R][TT];
+    #pragma GCC unroll 2
+    for (int g = 0; g < R; g++)
+        #pragma GCC unroll 4
+        for (int t = 0; t < TT; t++) acc[g][t] = first ? _mm256_setzero_ps() : load_rows(y[t] + 8 * g, nv - 8 * g);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < kb; i++) {
+        const uint8_t *rec = pk + size_t(2 * i) * T::rec;
+        __m256i s[R][TT];
+        #pragma GCC unroll 2
+        for (int g = 0; g < R; g++)
+            #pragma GCC unroll 4
+            for (int t = 0; t < TT; t++) s[g][t] = _mm256_setzero_si256();
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i wv[R], wa[R];
+            #pragma GCC unroll 2
+            for (int g = 0; g < R; g++) {
+                wv[g] = _mm256_load_si256(reinterpret_cast<const __m256i *>(rec + g * T::rec + 32 * c));
+                if constexpr (!T::q4) wa[g] = _mm256_sign_epi8(wv[g], wv[g]);
+            }
+            #pragma GCC unroll 4
+            for (int t = 0; t < TT; t++) {
+                int32_t a4;
+                __builtin_memcpy(&a4, a[t] + i * 32 + 4 * c, 4);
+                const __m256i ab = _mm256_set1_epi32(a4);
+                #pragma GCC unroll 2
+                for (int g = 0; g < R; g++) {
+                    if constexpr (T::q4)
+                        s[g][t] = _mm256_add_epi16(s[g][t], _mm256_maddubs_epi16(ab, wv[g]));
+                    else
+                        s[g][t] = _mm256_add_epi32(
+                            s[g][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa[g], _mm256_sign_epi8(ab, wv[g])), ones16));
+                }
+            }
+        }
+        #pragma GCC unroll 2
+        for (int g = 0; g < R; g++) {
+            const __m256 dw = _mm256_load_ps(reinterpret_cast<const float *>(rec + g * T::rec + 256));
+            #pragma GCC unroll 4
+            for (int t = 0; t < TT; t++) {
+                __m256i is = s[g][t];
+                if constexpr (T::q4)
+                    is = _mm256_sub_epi32(_mm256_madd_epi16(is, ones16),
+                                          _mm256_load_si256(reinterpret_cast<const __m256i *>(rec + g * T::rec + 288)));
+                acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_set1_ps(dy[t][i])), acc[g][t]);
+            }
+        }
+    }
+    #pragma GCC unroll 2
+    for (int g = 0; g < R; g++)
+        #pragma GCC unroll 4
+        for (int t = 0; t < TT; t++) store_rows(y[t] + 8 * g, acc[g][t], nv - 8 * g);
+}
+
+template <typename T, int R>
+void tile_n(int tt, int64_t kb, const uint8_t *pk, const uint8_t *const *a, const float *const *dy, float *const *y,
+            int nv, bool first) {
+    switch (tt) {
+    case 1: return tile<T, R, 1>(kb, pk, a, dy, y, nv, first);
+    case 2: return tile<T, R, 2>(kb, pk, a, dy, y, nv, first);
+    case 3: return tile<T, R, 3>(kb, pk, a, dy, y, nv, first);
+    default: return tile<T, R, kTok>(kb, pk, a, dy, y, nv, first);
+    }
+}
+
+template <typename T>
+void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
+          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    if (!prep) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
+    // gemm_work_bytes(n) >= 640 bytes per block + 64: room for a chunk of 2 * kChunk records, aligned
+    uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 31) & ~uintptr_t(31));
+    const uint8_t *pa = static_cast<const uint8_t *>(prep);
+    for (int64_t g = 0; g < n_rows; g += 16) {
+        const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
+        const uint8_t *rp[16];
+        for (int r = 0; r < 16; r++) rp[r] = w + size_t(g + (r < nv ? r : nv - 1)) * row_bytes;
+        for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
+            const int64_t kb = nb - b0 < kChunk ? nb - b0 : kChunk;
+            pack_chunk<T>(rp, b0, kb, pk);
+            for (int64_t t0 = 0; t0 < n_tok; t0 += kTok) {
+                const int tt = int(n_tok - t0 < kTok ? n_tok - t0 : kTok);
+                const uint8_t *a[kTok];
+                const float *dy[kTok];
+                float *yo[kTok];
+                for (int t = 0; t < tt; t++) {
+                    const uint8_t *p = pa + (t0 + t) * prep_stride;
+                    a[t] = p + b0 * 32;
+                    dy[t] = reinterpret_cast<const float *>(p + n) + b0;
+                    yo[t] = y + (t0 + t) * y_stride + g;
+                }
+                if (nv > 8) tile_n<T, 2>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
+                else tile_n<T, 1>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
+            }
+        }
+    }
+}
+
+// Q8_0 activation row -> [n bytes][n/32 f32 scales]: the bytes are a (Q8_0 weights) or a + 128 (Q4_0).
+template <bool Offset> void prep(int64_t n, const void *av, void *out) {
+    const block_q8_0 *x = static_cast<const block_q8_0 *>(av);
+    uint8_t *q = static_cast<uint8_t *>(out);
+    float *d = reinterpret_cast<float *>(q + n);
+    const __m256i bias = _mm256_set1_epi8(static_cast<char>(Offset ? 0x80 : 0));
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 32), _mm256_xor_si256(load32(x[ib].qs), bias));
+        const float s = h2f(x[ib].d);
+        __builtin_memcpy(d + ib, &s, 4);
+    }
+}
+
+} // namespace
+
+void fill_gemm_avx2(kernels &k) {
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm = gemm<q8_traits>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep<false>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_min_tokens = 4;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm = gemm<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<true>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = 4;
+}
+
+} // namespace gptneox
