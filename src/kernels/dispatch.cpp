@@ -19,10 +19,12 @@ kernels build(enum gptneox_kernel_path path) {
     if (path == GPTNEOX_KERNELS_AVX2) {
         fill_kernels_avx2(k);
         fill_gemm_avx2(k);
+        fill_gemm_f16_avx2(k);
     } else if (path == GPTNEOX_KERNELS_AVX512) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);
         if (f.avx512vnni) fill_gemm_avx512_vnni(k);
+        fill_gemm_f16_avx512(k);
     }
     k.path = path;
     return k;
