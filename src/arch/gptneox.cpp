@@ -2,6 +2,7 @@
 #include "arch/gptneox.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -16,20 +17,29 @@ namespace gptneox {
 
 void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
     // mean and biased variance in double: the f32 result then matches torch to the last bits or so
-    double mean = 0;
-    for (int64_t i = 0; i < n; i++) mean += x[i];
-    mean /= double(n);
-    double var = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double d = x[i] - mean;
-        var += d * d;
+    // (four partial sums, so the compiler can use packed doubles; the order is fixed, per token)
+    double m4[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int r = 0; r < 4; r++) m4[r] += x[i + r];
     }
-    var /= double(n);
+    for (; i < n; i++) m4[0] += x[i];
+    const double mean = ((m4[0] + m4[1]) + (m4[2] + m4[3])) / double(n);
+    double v4[4] = {0, 0, 0, 0};
+    for (i = 0; i + 4 <= n; i += 4) {
+        for (int r = 0; r < 4; r++) {
+            const double d = x[i + r] - mean;
+            v4[r] += d * d;
+        }
+    }
+    for (; i < n; i++) v4[0] += (x[i] - mean) * (x[i] - mean);
+    const double var = ((v4[0] + v4[1]) + (v4[2] + v4[3])) / double(n);
     const float rstd = float(1.0 / std::sqrt(var + double(eps)));
     const float fmean = float(mean);
-    for (int64_t i = 0; i < n; i++) {
-        const float v = (x[i] - fmean) * rstd;
-        out[i] = v * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+    if (w && b) {
+        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * w[i] + b[i];
+    } else {
+        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
     }
 }
 
@@ -41,17 +51,38 @@ void rope_inv_freq(float *inv_freq, int32_t n_rot, float base) {
     }
 }
 
-void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq) {
+void rope_angles(float *cs, int32_t n_rot, float pos, const float *inv_freq) {
     const int32_t half = n_rot / 2;
     for (int32_t i = 0; i < half; i++) {
         const float theta = pos * inv_freq[i]; // an f32 product, as in HF
-        const float c = float(std::cos(double(theta)));
-        const float s = float(std::sin(double(theta)));
+        cs[i] = float(std::cos(double(theta)));
+        cs[half + i] = float(std::sin(double(theta)));
+    }
+}
+
+void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq) {
+    for (int32_t i = 0; i < n_rot / 2; i++) { // one angle at a time, as rope_angles computes it
+        float cs[2];
+        rope_angles(cs, 2, pos, inv_freq + i);
         for (int32_t h = 0; h < n_head; h++) {
             float *xh = x + int64_t(h) * head_dim;
-            const float a = xh[i], b = xh[i + half];
-            xh[i] = a * c - b * s;
-            xh[i + half] = b * c + a * s;
+            const float a = xh[i], b = xh[i + n_rot / 2];
+            xh[i] = a * cs[0] - b * cs[1];
+            xh[i + n_rot / 2] = b * cs[0] + a * cs[1];
+        }
+    }
+}
+
+void rope_neox_cs(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, const float *cs) {
+    const int32_t half = n_rot / 2;
+    const float *__restrict c = cs, *__restrict s = cs + half;
+    for (int32_t h = 0; h < n_head; h++) {
+        float *__restrict lo = x + int64_t(h) * head_dim;
+        float *__restrict hi = lo + half;
+        for (int32_t i = 0; i < half; i++) {
+            const float a = lo[i], b = hi[i];
+            lo[i] = a * c[i] - b * s[i];
+            hi[i] = b * c[i] + a * s[i];
         }
     }
 }
@@ -128,6 +159,13 @@ void run_state::init(const hparams &hp, int32_t n_ub, uint32_t n_ctx, int32_t n_
     ff_out.assign(T * n, 0.0f);
     out_x.assign(T * n, 0.0f);
     scores.assign(size_t(std::max(n_threads, 1)) * n_ctx, 0.0f);
+    const size_t n_qblocks = (T + kAttnMaxQ - 1) / kAttnMaxQ;
+    vis.assign(n_qblocks * n_ctx, 0);
+    vis_range.assign(n_qblocks * 2, 0);
+    attn_slots = std::max(n_threads, 1);
+    attn_slot_floats = (attn_work_floats(int64_t(n_ctx), hp.head_dim) + 15) & ~size_t(15);
+    attn_work.assign(size_t(attn_slots) * attn_slot_floats + 16, 0.0f);
+    rope_cs.assign(T * size_t(std::max(hp.n_rot, 2)), 0.0f);
     inv_freq.assign(size_t(std::max(hp.n_rot / 2, 1)), 0.0f);
     rope_inv_freq(inv_freq.data(), hp.n_rot, rope_base);
 }
@@ -139,6 +177,15 @@ namespace {
 
 const float *f32(const weight &w) { return static_cast<const float *>(w.data); }
 
+// x += a (+ b): the residual adds, a + b first as before (restrict: the compiler vectorizes).
+void add_rows(float *__restrict x, const float *__restrict a, const float *__restrict b, int64_t n) {
+    if (b) {
+        for (int64_t i = 0; i < n; i++) x[i] += a[i] + b[i];
+    } else {
+        for (int64_t i = 0; i < n; i++) x[i] += a[i];
+    }
+}
+
 // Run fn(t) for t in [0, n) split over up to n_threads threads.
 template <typename F> void for_tokens(thread_pool &pool, int32_t n_threads, int32_t n, F &&fn) {
     const int nth = std::max(1, std::min(n_threads, n));
@@ -146,6 +193,80 @@ template <typename F> void for_tokens(thread_pool &pool, int32_t n_threads, int3
         int64_t b, e;
         split_range(n, ith, nt, &b, &e);
         for (int64_t t = b; t < e; t++) fn(int32_t(t));
+    };
+    if (nth == 1) {
+        job(0, 1);
+    } else {
+        pool.run(nth, job);
+    }
+}
+
+// Which of the cells [0, n_kv) each token sees (same sequence, position <= its own), per block of
+// kAttnMaxQ consecutive tokens of the ubatch: rs.vis and rs.vis_range. The same for every layer.
+void compute_visibility(thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs, const ubatch &ub,
+                        uint32_t n_kv) {
+    const int32_t n_blocks = (ub.n_tokens + kAttnMaxQ - 1) / kAttnMaxQ;
+    const size_t n_ctx = cache.size();
+    for_tokens(pool, n_threads, n_blocks, [&](int32_t b) {
+        const int32_t t0 = b * kAttnMaxQ, nq = std::min(kAttnMaxQ, ub.n_tokens - t0);
+        uint32_t *vis = rs.vis.data() + size_t(b) * n_ctx;
+        int64_t lo = n_kv, hi = 0;
+        for (uint32_t j = 0; j < n_kv; j++) {
+            const kv_cell &c = cache.cell(j);
+            uint32_t w = 0;
+            if (!c.empty()) {
+                for (int32_t i = 0; i < nq; i++) {
+                    if (c.has(ub.seq[t0 + i]) && c.pos <= ub.pos[t0 + i]) w |= uint32_t(1) << i;
+                }
+            }
+            vis[j] = w;
+            if (w) {
+                lo = std::min<int64_t>(lo, j);
+                hi = int64_t(j) + 1;
+            }
+        }
+        rs.vis_range[2 * size_t(b)] = lo < hi ? lo : 0;
+        rs.vis_range[2 * size_t(b) + 1] = hi;
+    });
+}
+
+// Blocked causal attention (f16 cache): items (head, query block), taken by the threads in turn. Head
+// by head, so one head's K/V rows stay in cache while all its blocks read them; within a head the most
+// expensive (last) blocks first, so the cheap ones even out the threads at the end.
+void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs,
+                       const hparams &hp, int32_t layer, const ubatch &ub) {
+    const int64_t n = hp.n_embd, hd = hp.head_dim;
+    const int32_t H = hp.n_head;
+    const int32_t n_blocks = (ub.n_tokens + kAttnMaxQ - 1) / kAttnMaxQ;
+    const int64_t n_items = int64_t(n_blocks) * H;
+    const int nth = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(n_threads), n_items, int64_t(rs.attn_slots)})));
+    float *work0 = rs.attn_work.data();
+    work0 += (16 - (reinterpret_cast<uintptr_t>(work0) / sizeof(float)) % 16) % 16; // 64-byte aligned
+    const uint16_t *k_base = static_cast<const uint16_t *>(cache.k_row(layer, 0));
+    const uint16_t *v_base = static_cast<const uint16_t *>(cache.v_row(layer, 0));
+    std::atomic<int64_t> next{0};
+    auto job = [&](int ith, int) {
+        attn_block_args a;
+        a.hd = hd;
+        a.q_stride = size_t(3 * n);
+        a.k_stride = cache.k_row_bytes() / 2;
+        a.v_stride = cache.v_row_bytes() / 2;
+        a.scale = 1.0f / std::sqrt(float(hd));
+        a.out_stride = size_t(n);
+        a.work = work0 + size_t(ith) * rs.attn_slot_floats;
+        for (int64_t it = next.fetch_add(1); it < n_items; it = next.fetch_add(1)) {
+            const int32_t h = int32_t(it / n_blocks), b = n_blocks - 1 - int32_t(it % n_blocks);
+            const int32_t t0 = b * kAttnMaxQ;
+            a.n_q = std::min(kAttnMaxQ, ub.n_tokens - t0);
+            a.q = rs.qkv.data() + size_t(t0) * 3 * n + size_t(h) * hd;
+            a.k = k_base + size_t(h) * hd;
+            a.v = v_base + size_t(h) * hd;
+            a.k0 = rs.vis_range[2 * size_t(b)];
+            a.k1 = rs.vis_range[2 * size_t(b) + 1];
+            a.vis = rs.vis.data() + size_t(b) * cache.size();
+            a.out = rs.att.data() + size_t(t0) * n + size_t(h) * hd;
+            k.attn_block_f16(a);
+        }
     };
     if (nth == 1) {
         job(0, 1);
@@ -163,6 +284,10 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
     const float scale = 1.0f / std::sqrt(float(hd));
     const bool k16 = cache.type_k() == GPTNEOX_TYPE_F16, v16 = cache.type_v() == GPTNEOX_TYPE_F16;
     const int nth = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
+    if (k16 && v16 && k.attn_block_f16) {
+        attention_blocked(k, pool, n_threads, cache, rs, hp, layer, ub);
+        return;
+    }
 
     auto job = [&](int ith, int nt) {
         float *sc = rs.scores.data() + size_t(ith) * cache.size(); // [n_kv] this thread's weights
@@ -235,6 +360,12 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
 
     // every cell of this ubatch is already assigned, so n_kv covers them
     const uint32_t n_kv = cache.used_end();
+    const bool blocked = cache.type_k() == GPTNEOX_TYPE_F16 && cache.type_v() == GPTNEOX_TYPE_F16 && k.attn_block_f16;
+    if (blocked) compute_visibility(pool, nt, cache, rs, ub, n_kv);
+    // rotary angles of each token, shared by Q and K of every layer
+    for (int32_t t = 0; t < T; t++) {
+        rope_angles(&rs.rope_cs[size_t(t) * hp.n_rot], hp.n_rot, float(ub.pos[t]) * cfg.freq_scale, rs.inv_freq.data());
+    }
 
     for (int32_t l = 0; l < hp.n_layer; l++) {
         const layer_weights &w = m.layers[size_t(l)];
@@ -251,9 +382,9 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
             float *q = &rs.qkv[size_t(t) * 3 * n]; // [h][hd]
             float *kk = q + n;                     // [h][hd]
             float *v = q + 2 * n;                  // [h][hd]
-            const float p = float(ub.pos[t]) * cfg.freq_scale;
-            rope_neox(q, hp.n_head, hp.head_dim, hp.n_rot, p, rs.inv_freq.data());
-            rope_neox(kk, hp.n_head, hp.head_dim, hp.n_rot, p, rs.inv_freq.data());
+            const float *cs = &rs.rope_cs[size_t(t) * hp.n_rot];
+            rope_neox_cs(q, hp.n_head, hp.head_dim, hp.n_rot, cs);
+            rope_neox_cs(kk, hp.n_head, hp.head_dim, hp.n_rot, cs);
             store_row(k, cache.type_k(), kk, cache.k_row(l, uint32_t(ub.cell[t])), n);
             store_row(k, cache.type_v(), v, cache.v_row(l, uint32_t(ub.cell[t])), n);
         });
@@ -264,24 +395,26 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
         matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), n, rs.mm_scratch);
 
         // ---- MLP on LN2 of the block input (parallel) or of x + attn (sequential)
-        if (!hp.parallel_residual) {
-            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.att_proj[i];
-        }
         for_tokens(pool, nt, T, [&](int32_t t) {
+            if (!hp.parallel_residual) add_rows(&rs.x[size_t(t) * n], &rs.att_proj[size_t(t) * n], nullptr, n);
             layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
                        hp.norm_eps);
         });
         // ff = gelu(Wup xn + bup)                                         [T][f]
-        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch, gelu);
+        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch,
+               k.gelu ? k.gelu : gelu);
         // ff_out = Wdown ff + bdown                                       [T][n]
         matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, f, rs.ff_out.data(), n, rs.mm_scratch);
 
         // ---- residual
-        if (hp.parallel_residual) {
-            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.att_proj[i] + rs.ff_out[i];
-        } else {
-            for (size_t i = 0; i < size_t(T) * n; i++) rs.x[i] += rs.ff_out[i];
-        }
+        for_tokens(pool, nt, T, [&](int32_t t) {
+            const size_t o = size_t(t) * n;
+            if (hp.parallel_residual) {
+                add_rows(&rs.x[o], &rs.att_proj[o], &rs.ff_out[o], n);
+            } else {
+                add_rows(&rs.x[o], &rs.ff_out[o], nullptr, n);
+            }
+        });
 
         if (cfg.abort_cb && l + 1 < hp.n_layer && cfg.abort_cb(cfg.abort_data)) return false;
     }

@@ -22,6 +22,11 @@ void layer_norm(float *out, const float *x, const float *w, const float *b, int6
 // Rotate x = one token's heads [n_head][head_dim] in place, NeoX style: dims i and i + n_rot/2
 // (i < n_rot/2) of each head by angle pos * inv_freq[i]; dims >= n_rot are untouched.
 void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq);
+// The angles of one position: cs[i] = cos, cs[n_rot/2 + i] = sin of pos * inv_freq[i], i < n_rot/2 (what
+// rope_neox computes), so a token's Q and K, in every layer, share one computation.
+void rope_angles(float *cs, int32_t n_rot, float pos, const float *inv_freq);
+// rope_neox with the angles given (bit-identical to it).
+void rope_neox_cs(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, const float *cs);
 // inv_freq[i] = base^(-2i/n_rot), i < n_rot/2, in f32 as Hugging Face computes it.
 void rope_inv_freq(float *inv_freq, int32_t n_rot, float base);
 // x[0..n) <- softmax(x) (max subtracted first).
@@ -46,7 +51,15 @@ struct run_state {
     std::vector<float> ff;        // [n_ubatch][f]   MLP hidden (after GELU)
     std::vector<float> ff_out;    // [n_ubatch][n]   MLP output
     std::vector<float> out_x;     // [n_ubatch][n]   final-norm hidden states of the output rows
-    std::vector<float> scores;    // [n_threads][n_ctx] attention weights, one row per thread
+    std::vector<float> scores;    // [n_threads][n_ctx] attention weights, one row per thread (f32 cache)
+    // blocked attention (f16 cache): which cells each block of kAttnMaxQ tokens sees, computed once per
+    // ubatch for all layers, and each thread's kernel scratch
+    std::vector<uint32_t> vis;    // [n_qblocks][n_ctx] bit i: token i of the block sees the cell
+    std::vector<int64_t> vis_range; // [n_qblocks][2] cells [lo, hi) holding every visible one
+    std::vector<float> attn_work; // [attn_slots][attn_slot_floats] + 16 (64-byte alignment)
+    size_t attn_slot_floats = 0;
+    int32_t attn_slots = 0;
+    std::vector<float> rope_cs;   // [n_ubatch][2][n_rot/2] cos, sin of each token's angles
     std::vector<float> inv_freq;  // [n_rot/2] rotary frequencies
     std::vector<uint8_t> mm_scratch; // matmul activation conversion buffer (grown once, reused)
 

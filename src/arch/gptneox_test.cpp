@@ -1,6 +1,7 @@
 // Unit tests of the forward-pass helpers against straightforward double-precision references written
 // the way Hugging Face states them (LayerNorm, rotate_half RoPE, softmax, erf GELU).
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -90,6 +91,14 @@ void test_rope(std::mt19937 &rng) {
             }
         }
         check(ok, "rope vs rotate_half reference");
+        // the forward pass's split form (angles once per token) is the same arithmetic
+        auto y = randn(rng, size_t(c.n_head * c.hd));
+        auto z = y;
+        std::vector<float> cs(size_t(c.rd + 2));
+        gptneox::rope_neox(y.data(), c.n_head, c.hd, c.rd, c.pos, inv.data());
+        gptneox::rope_angles(cs.data(), c.rd, c.pos, inv.data());
+        gptneox::rope_neox_cs(z.data(), c.n_head, c.hd, c.rd, cs.data());
+        check(std::memcmp(y.data(), z.data(), y.size() * sizeof(float)) == 0, "rope_neox_cs == rope_neox (bits)");
     }
     // rotations compose: rope(p) then rope(d) == rope(p + d) (what seq_add relies on)
     {

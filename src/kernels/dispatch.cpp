@@ -15,15 +15,21 @@ bool avx512_ok(const cpu_features &f) {
 kernels build(enum gptneox_kernel_path path) {
     kernels k;
     fill_kernels_scalar(k);
+    fill_attention_scalar(k);
+    fill_gelu_scalar(k);
     const cpu_features &f = detect_cpu();
     if (path == GPTNEOX_KERNELS_AVX2) {
         fill_kernels_avx2(k);
+        fill_attention_avx2(k);
+        fill_gelu_avx2(k);
         fill_gemm_avx2(k);
         fill_gemm_f16_avx2(k);
     } else if (path == GPTNEOX_KERNELS_AVX512) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);
         if (f.avx512vnni) fill_gemm_avx512_vnni(k);
+        fill_attention_avx512(k);
+        fill_gelu_avx512(k);
         fill_gemm_f16_avx512(k);
     }
     k.path = path;

@@ -1,0 +1,237 @@
+// Blocked attention, AVX2 + FMA + F16C (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX2): the layout of
+// attention-avx512.cpp with 8 lanes. A block of up to 32 queries of one head walks the keys in groups of
+// 8 whose K (then V) rows are converted to f32 once for the whole block.
+//
+// Batch invariance, as in the AVX-512 file: score(i, j) = one 8-lane FMA accumulator over the head's
+// 8-element chunks in order, then reduce8's fixed tree, times scale; softmax per lane over chunks of 8
+// keys aligned to key 0 (keys outside the block's range are -inf and add exactly 0); out(i, d) =
+// fma(p_ij, v_jd, acc) over the keys i sees in ascending j, from 0.
+// Internal linkage only, no std:: templates (see kernels-avx2.cpp).
+#include <immintrin.h>
+
+#include "kernels/kernels-impl.h"
+
+namespace gptneox {
+namespace {
+
+constexpr int kG = 8; // keys per group = f32 lanes
+
+// Lanes [0, r) of an int mask (r <= 8).
+inline __m256i lane_mask(int64_t r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(r)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// exp(x), x <= 0 (x = s - max); -inf, NaN and results below 2^-126 (x < -87.33) give 0. Cody-Waite
+// reduction x = n ln2 + r, |r| <= ln2/2, Taylor polynomial of degree 7, 2^n built in the exponent field.
+inline __m256 exp_ps(__m256 x) {
+    const __m256 live = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_GE_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860682030941723e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    // n in [-126, 0]: 2^n is (n + 127) << 23
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(live, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+inline float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Lane m of the result = the sum of the 8 lanes of a[m], by the same tree for every m:
+// (l + l+4) for l < 4, then (0 + 2) + (1 + 3).
+inline __m256 reduce8(const __m256 *a) {
+    __m256 t[4], v[2];
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) // [a[2k] partial 4 | a[2k+1] partial 4]
+        t[k] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * k], a[2 * k + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * k], a[2 * k + 1], 0x31));
+    #pragma GCC unroll 2
+    for (int k = 0; k < 2; k++)
+        v[k] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm256_shuffle_ps(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 w = _mm256_add_ps(_mm256_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm256_shuffle_ps(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    // lane 4b + c of w is the sum of a[2c + b]
+    return _mm256_permutevar8x32_ps(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// Row j's hd f16 values as f32 into dst[0..hdp), zero past hd.
+inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
+    int64_t e = 0;
+    for (; e + 8 <= hd; e += 8)
+        _mm256_store_ps(dst + e, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(src + e))));
+    if (e < hd) {
+        alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int64_t x = e; x < hd; x++) t[x - e] = src[x];
+        _mm256_store_ps(dst + e, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t))));
+    }
+}
+
+// Start loading the next group's rows (key rows are far apart: the hardware prefetcher does not see
+// the pattern, and the block's FMAs on the current group hide the latency).
+inline void prefetch_group(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
+    for (int m = 0; m < kG && g + m < k1; m++) {
+        const char *row = reinterpret_cast<const char *>(base + size_t(g + m) * stride);
+        for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    }
+}
+
+inline uint32_t group_vis(const attn_block_args &a, int64_t g, uint32_t qmask, uint32_t *w) {
+    uint32_t any = 0;
+    for (int m = 0; m < kG; m++) {
+        const int64_t j = g + m;
+        w[m] = j >= a.k0 && j < a.k1 ? a.vis[j] & qmask : 0;
+        any |= w[m];
+    }
+    return any;
+}
+
+template <int NC>
+inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, const float *vb, int64_t hdp, int64_t c0,
+                        float *O) {
+    __m256 acc[4][NC];
+    #pragma GCC unroll 4
+    for (int ii = 0; ii < 4; ii++) {
+        #pragma GCC unroll 2
+        for (int c = 0; c < NC; c++) acc[ii][c] = _mm256_load_ps(O + ii * hdp + 8 * (c0 + c));
+    }
+    for (int m = 0; m < kG; m++) {
+        const uint32_t wm = w[m] >> i0;
+        if (!(wm & 0xF)) continue;
+        __m256 vv[NC];
+        #pragma GCC unroll 2
+        for (int c = 0; c < NC; c++) vv[c] = _mm256_load_ps(vb + m * hdp + 8 * (c0 + c));
+        #pragma GCC unroll 4
+        for (int ii = 0; ii < 4; ii++) {
+            if (!((wm >> ii) & 1)) continue;
+            const __m256 p = _mm256_broadcast_ss(P + size_t(ii) * ns + m);
+            #pragma GCC unroll 2
+            for (int c = 0; c < NC; c++) acc[ii][c] = _mm256_fmadd_ps(p, vv[c], acc[ii][c]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int ii = 0; ii < 4; ii++) {
+        #pragma GCC unroll 2
+        for (int c = 0; c < NC; c++) _mm256_store_ps(O + ii * hdp + 8 * (c0 + c), acc[ii][c]);
+    }
+}
+
+void attn_block_f16(const attn_block_args &a) {
+    const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
+    const int nq = a.n_q, nq4 = (nq + 3) & ~3;
+    const uint32_t qmask = nq >= 32 ? ~uint32_t(0) : (uint32_t(1) << nq) - 1;
+    const int64_t g0 = a.k0 & ~int64_t(kG - 1), g1 = a.k1 <= a.k0 ? g0 : (a.k1 + kG - 1) & ~int64_t(kG - 1);
+    const size_t ns = size_t(g1 - g0);
+    // 64-byte aligned pieces: [16][hdp] converted rows (8 used), [nq4][hdp] outputs, [nq][ns] scores
+    const int64_t hda = (hd + 15) & ~int64_t(15);
+    float *kv = a.work;
+    float *O = kv + 16 * hda;
+    float *S = O + nq4 * hda;
+    const size_t os = size_t(hda); // output row stride
+    (void)hdp;
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    const __m256i qtail = lane_mask(hd % 8 ? hd % 8 : 8);
+    alignas(32) uint32_t w[kG];
+
+    // ---- scores
+    for (int64_t g = g0; g < g1; g += kG) {
+        float *Sg = S + (g - g0);
+        const uint32_t any = group_vis(a, g, qmask, w);
+        if (!any) {
+            for (int i = 0; i < nq; i++) _mm256_store_ps(Sg + i * ns, ninf);
+            continue;
+        }
+        for (int m = 0; m < kG; m++)
+            if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hda);
+        prefetch_group(a.k, a.k_stride, g + kG, a.k1, hd);
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
+        for (int i = 0; i < nq; i++) {
+            const __m256i bit = _mm256_set1_epi32(int(uint32_t(1) << i));
+            const __m256 sel = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(wv, bit), bit));
+            if (!_mm256_movemask_ps(sel)) {
+                _mm256_store_ps(Sg + i * ns, ninf);
+                continue;
+            }
+            const float *q = a.q + size_t(i) * a.q_stride;
+            __m256 acc[kG];
+            #pragma GCC unroll 8
+            for (int m = 0; m < kG; m++) acc[m] = _mm256_setzero_ps();
+            for (int64_t c = 0; c < nc; c++) {
+                const __m256 qc = c + 1 < nc ? _mm256_loadu_ps(q + 8 * c) : _mm256_maskload_ps(q + 8 * c, qtail);
+                #pragma GCC unroll 8
+                for (int m = 0; m < kG; m++) acc[m] = _mm256_fmadd_ps(qc, _mm256_load_ps(kv + m * hda + 8 * c), acc[m]);
+            }
+            const __m256 r = _mm256_mul_ps(reduce8(acc), _mm256_set1_ps(a.scale));
+            _mm256_store_ps(Sg + i * ns, _mm256_blendv_ps(ninf, r, sel));
+        }
+    }
+
+    // ---- softmax of each query's row
+    for (int i = 0; i < nq; i++) {
+        float *s = S + i * ns;
+        __m256 mx = ninf;
+        for (size_t c = 0; c < ns; c += kG) mx = _mm256_max_ps(mx, _mm256_load_ps(s + c));
+        const float m = hmax(mx);
+        if (m == -__builtin_inff()) {
+            for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_setzero_ps());
+            continue;
+        }
+        const __m256 vm = _mm256_set1_ps(m);
+        __m256 sum = _mm256_setzero_ps();
+        for (size_t c = 0; c < ns; c += kG) {
+            const __m256 e = exp_ps(_mm256_sub_ps(_mm256_load_ps(s + c), vm));
+            _mm256_store_ps(s + c, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+        for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_mul_ps(_mm256_load_ps(s + c), inv));
+    }
+
+    // ---- values
+    for (int64_t e = 0; e < int64_t(nq4) * hda; e += 8) _mm256_store_ps(O + e, _mm256_setzero_ps());
+    for (int64_t g = g0; g < g1; g += kG) {
+        const uint32_t any = group_vis(a, g, qmask, w);
+        if (!any) continue;
+        for (int m = 0; m < kG; m++)
+            if (w[m]) convert_row(a.v + size_t(g + m) * a.v_stride, hd, kv + m * hda);
+        prefetch_group(a.v, a.v_stride, g + kG, a.k1, hd);
+        for (int i0 = 0; i0 < nq; i0 += 4) {
+            if (!((any >> i0) & 0xF)) continue;
+            const float *P = S + i0 * ns + (g - g0);
+            float *Oi = O + i0 * os;
+            int64_t c0 = 0;
+            for (; c0 + 2 <= nc; c0 += 2) values_tile<2>(w, i0, P, ns, kv, hda, c0, Oi);
+            if (c0 < nc) values_tile<1>(w, i0, P, ns, kv, hda, c0, Oi);
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        float *out = a.out + size_t(i) * a.out_stride;
+        const float *o = O + i * os;
+        for (int64_t e = 0; e < hd; e++) out[e] = o[e];
+    }
+}
+
+} // namespace
+
+void fill_attention_avx2(kernels &k) { k.attn_block_f16 = attn_block_f16; }
+
+} // namespace gptneox

@@ -1,0 +1,232 @@
+// Blocked attention, AVX-512 F/BW/VL/DQ (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX512; the scalar
+// reference is attention-scalar.cpp). A block of up to 32 queries of one head walks the keys in groups
+// of 16: each group's K (then V) rows are converted to f32 once and used by every query of the block,
+// so the cache is read once per block instead of once per query.
+//
+// Batch invariance (logits must not depend on how a prompt is split into batches): every number a query
+// gets is computed by the same operations in the same order whatever the block holds:
+//   score(i, j): one 16-lane FMA accumulator over the head's 16-element chunks in order, then the fixed
+//                addition tree of reduce16 (the same tree for every lane), times scale;
+//   softmax:     per-lane max / sum over chunks of 16 keys aligned to absolute key index 0 (keys outside
+//                the block's range are -inf and add exactly 0), then the same horizontal reductions;
+//   out(i, d):   acc = 0, then acc = fma(p_ij, v_jd, acc) for the keys i sees, ascending j.
+// Internal linkage only, no std:: templates (see kernels-avx2.cpp).
+#include <immintrin.h>
+
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/kernels-impl.h"
+
+namespace gptneox {
+namespace {
+
+constexpr int kG = 16; // keys per group = f32 lanes
+
+inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1); }
+
+// exp(x), x <= 0 (x = s - max); -inf, NaN and x < -104 give 0. Cody-Waite reduction x = n ln2 + r,
+// |r| <= ln2/2, Taylor polynomial of degree 7 (truncation < 2^-28 relative), scalef for 2^n (subnormals
+// rounded correctly). About 2 ulp.
+inline __m512 exp_ps(__m512 x) {
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-104.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x); // ln2 high part: n * it is exact
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);  // ln2 low part
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+}
+
+// Lane m of the result = the sum of the 16 lanes of a[m], by the same tree for every m:
+// ((l + l+8) + (l+4 + l+12)) for l < 4, then (0 + 2) + (1 + 3).
+inline __m512 reduce16(const __m512 *a) {
+    __m512 t[8], u[4], v[2];
+    #pragma GCC unroll 8
+    for (int k = 0; k < 8; k++)
+        t[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    #pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) // 128-bit block b of u[k] holds a[4k + b]
+        u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    #pragma GCC unroll 2
+    for (int k = 0; k < 2; k++)
+        v[k] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 w = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    // lane 4b + c of w is the sum of a[4c + b]
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(idx, w);
+}
+
+// Row j's hd f16 values as f32 into dst[0..hdp), zero past hd.
+inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
+    int64_t e = 0;
+    for (; e + 16 <= hd; e += 16)
+        _mm512_store_ps(dst + e, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + e))));
+    if (e < hd) _mm512_store_ps(dst + e, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(hd - e), src + e)));
+}
+
+// Start loading the next group's rows (key rows are far apart: the hardware prefetcher does not see
+// the pattern, and the block's FMAs on the current group hide the latency).
+inline void prefetch_group(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
+    for (int m = 0; m < kG && g + m < k1; m++) {
+        const char *row = reinterpret_cast<const char *>(base + size_t(g + m) * stride);
+        for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    }
+}
+
+// The visibility words of group [g, g + 16): 0 outside [k0, k1); returns their union.
+inline uint32_t group_vis(const attn_block_args &a, int64_t g, uint32_t qmask, uint32_t *w) {
+    uint32_t any = 0;
+    for (int m = 0; m < kG; m++) {
+        const int64_t j = g + m;
+        w[m] = j >= a.k0 && j < a.k1 ? a.vis[j] & qmask : 0;
+        any |= w[m];
+    }
+    return any;
+}
+
+// out[i][c0 * 16 ..] += p_ij v_j for the 4 queries at P / O and NC chunks from c0, keys of one group.
+template <int NC>
+inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, const float *vb, int64_t hdp, int64_t c0,
+                        float *O) {
+    __m512 acc[4][NC];
+    #pragma GCC unroll 4
+    for (int ii = 0; ii < 4; ii++) {
+        #pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) acc[ii][c] = _mm512_load_ps(O + ii * hdp + 16 * (c0 + c));
+    }
+    for (int m = 0; m < kG; m++) {
+        const uint32_t wm = w[m] >> i0;
+        if (!(wm & 0xF)) continue;
+        __m512 vv[NC];
+        #pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) vv[c] = _mm512_load_ps(vb + m * hdp + 16 * (c0 + c));
+        #pragma GCC unroll 4
+        for (int ii = 0; ii < 4; ii++) {
+            if (!((wm >> ii) & 1)) continue;
+            const __m512 p = _mm512_set1_ps(P[size_t(ii) * ns + m]);
+            #pragma GCC unroll 4
+            for (int c = 0; c < NC; c++) acc[ii][c] = _mm512_fmadd_ps(p, vv[c], acc[ii][c]);
+        }
+    }
+    #pragma GCC unroll 4
+    for (int ii = 0; ii < 4; ii++) {
+        #pragma GCC unroll 4
+        for (int c = 0; c < NC; c++) _mm512_store_ps(O + ii * hdp + 16 * (c0 + c), acc[ii][c]);
+    }
+}
+
+void attn_block_f16(const attn_block_args &a) {
+    const int64_t hd = a.hd, hdp = (hd + 15) & ~int64_t(15), nc = hdp / 16;
+    const int nq = a.n_q, nq4 = (nq + 3) & ~3;
+    const uint32_t qmask = nq >= 32 ? ~uint32_t(0) : (uint32_t(1) << nq) - 1;
+    const int64_t g0 = a.k0 & ~int64_t(kG - 1), g1 = a.k1 <= a.k0 ? g0 : (a.k1 + kG - 1) & ~int64_t(kG - 1);
+    const size_t ns = size_t(g1 - g0); // score row length (a multiple of 16)
+    float *kv = a.work;                // [16][hdp] the group's K or V rows as f32
+    float *O = kv + kG * hdp;          // [nq4][hdp] outputs
+    float *S = O + nq4 * hdp;          // [nq][ns] scores, then weights
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    const __mmask16 qtail = hd % 16 ? tail_mask(hd % 16) : static_cast<__mmask16>(0xFFFF);
+    alignas(64) uint32_t w[kG];
+
+    // ---- scores
+    for (int64_t g = g0; g < g1; g += kG) {
+        float *Sg = S + (g - g0);
+        const uint32_t any = group_vis(a, g, qmask, w);
+        if (!any) {
+            for (int i = 0; i < nq; i++) _mm512_store_ps(Sg + i * ns, ninf);
+            continue;
+        }
+        for (int m = 0; m < kG; m++)
+            if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hdp);
+        prefetch_group(a.k, a.k_stride, g + kG, a.k1, hd);
+        const __m512i wv = _mm512_load_si512(w);
+        for (int i = 0; i < nq; i++) {
+            const __mmask16 sel = _mm512_test_epi32_mask(wv, _mm512_set1_epi32(int(uint32_t(1) << i)));
+            if (!sel) {
+                _mm512_store_ps(Sg + i * ns, ninf);
+                continue;
+            }
+            const float *q = a.q + size_t(i) * a.q_stride;
+            __m512 acc[kG];
+            #pragma GCC unroll 16
+            for (int m = 0; m < kG; m++) acc[m] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < nc; c++) {
+                const __m512 qc = c + 1 < nc ? _mm512_loadu_ps(q + 16 * c) : _mm512_maskz_loadu_ps(qtail, q + 16 * c);
+                #pragma GCC unroll 16
+                for (int m = 0; m < kG; m++)
+                    acc[m] = _mm512_fmadd_ps(qc, _mm512_load_ps(kv + m * hdp + 16 * c), acc[m]);
+            }
+            const __m512 r = _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(a.scale));
+            _mm512_store_ps(Sg + i * ns, _mm512_mask_mov_ps(ninf, sel, r));
+        }
+    }
+
+    // ---- softmax of each query's row
+    for (int i = 0; i < nq; i++) {
+        float *s = S + i * ns;
+        __m512 mx = ninf;
+        for (size_t c = 0; c < ns; c += kG) mx = _mm512_max_ps(mx, _mm512_load_ps(s + c));
+        const float m = _mm512_reduce_max_ps(mx);
+        if (m == -__builtin_inff()) { // sees nothing (its output stays 0: no key is visible to it)
+            for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_setzero_ps());
+            continue;
+        }
+        const __m512 vm = _mm512_set1_ps(m);
+        __m512 sum = _mm512_setzero_ps();
+        for (size_t c = 0; c < ns; c += kG) {
+            const __m512 e = exp_ps(_mm512_sub_ps(_mm512_load_ps(s + c), vm));
+            _mm512_store_ps(s + c, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+        for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_mul_ps(_mm512_load_ps(s + c), inv));
+    }
+
+    // ---- values
+    for (int64_t e = 0; e < int64_t(nq4) * hdp; e += 16) _mm512_store_ps(O + e, _mm512_setzero_ps());
+    for (int64_t g = g0; g < g1; g += kG) {
+        const uint32_t any = group_vis(a, g, qmask, w);
+        if (!any) continue;
+        for (int m = 0; m < kG; m++)
+            if (w[m]) convert_row(a.v + size_t(g + m) * a.v_stride, hd, kv + m * hdp);
+        prefetch_group(a.v, a.v_stride, g + kG, a.k1, hd);
+        for (int i0 = 0; i0 < nq; i0 += 4) {
+            if (!((any >> i0) & 0xF)) continue;
+            const float *P = S + i0 * ns + (g - g0);
+            float *Oi = O + i0 * hdp;
+            int64_t c0 = 0;
+            for (; c0 + 4 <= nc; c0 += 4) values_tile<4>(w, i0, P, ns, kv, hdp, c0, Oi);
+            switch (nc - c0) {
+            case 3: values_tile<3>(w, i0, P, ns, kv, hdp, c0, Oi); break;
+            case 2: values_tile<2>(w, i0, P, ns, kv, hdp, c0, Oi); break;
+            case 1: values_tile<1>(w, i0, P, ns, kv, hdp, c0, Oi); break;
+            default: break;
+            }
+        }
+    }
+    for (int i = 0; i < nq; i++) {
+        float *out = a.out + size_t(i) * a.out_stride;
+        int64_t e = 0;
+        for (; e + 16 <= hd; e += 16) _mm512_storeu_ps(out + e, _mm512_load_ps(O + i * hdp + e));
+        if (e < hd) _mm512_mask_storeu_ps(out + e, tail_mask(hd - e), _mm512_load_ps(O + i * hdp + e));
+    }
+}
+
+} // namespace
+
+void fill_attention_avx512(kernels &k) { k.attn_block_f16 = attn_block_f16; }
+
+} // namespace gptneox

@@ -1,0 +1,230 @@
+// kernels.attn_block_f16 on every path this CPU runs, against a double-precision definition of attention
+// (and the scalar reference against it too), on odd sizes: head dims that are not multiples of 8 / 16,
+// odd query and key counts, causal and random masks, keys nobody sees holding NaN, queries that see
+// nothing. Then batch invariance, bit for bit: each query computed alone (n_q = 1, its own key range)
+// and inside any block, with any wider key range, gives the same output.
+// Prints "N passed, M failed"; exits 1 on failure.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+using namespace gptneox;
+
+namespace {
+
+int g_pass = 0, g_fail = 0;
+char g_ctx[160] = "";
+
+void check(bool ok, const char *what, double a = 0, double b = 0) {
+    if (ok) {
+        g_pass++;
+        return;
+    }
+    g_fail++;
+    if (g_fail <= 30) std::printf("FAIL [%s] %s (%g, %g)\n", g_ctx, what, a, b);
+}
+
+std::mt19937 rng(4242);
+float urand(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
+
+struct problem {
+    int64_t hd = 0, n_keys = 0;
+    int32_t n_q = 0;
+    std::vector<float> q;       // [n_q][hd + 3] (a stride that is not hd)
+    std::vector<uint16_t> k, v; // [n_keys][stride]
+    size_t q_stride = 0, kv_stride = 0;
+    std::vector<uint32_t> vis;  // [n_keys]
+};
+
+// mask: 0 causal (query i at position base + i, key j at position j), 1 random, 2 causal with some
+// keys nobody sees and the last query seeing nothing.
+problem make(int64_t hd, int32_t n_q, int64_t n_keys, int mask) {
+    problem p;
+    p.hd = hd;
+    p.n_q = n_q;
+    p.n_keys = n_keys;
+    p.q_stride = size_t(hd + 3);
+    p.kv_stride = size_t(hd + 5);
+    p.q.resize(size_t(n_q) * p.q_stride);
+    for (auto &x : p.q) x = urand(-2.0f, 2.0f);
+    p.k.resize(size_t(n_keys) * p.kv_stride);
+    p.v.resize(size_t(n_keys) * p.kv_stride);
+    for (auto &x : p.k) x = fp32_to_fp16(urand(-2.0f, 2.0f));
+    for (auto &x : p.v) x = fp32_to_fp16(urand(-3.0f, 3.0f));
+    p.vis.assign(size_t(n_keys), 0);
+    const int64_t base = n_keys - n_q; // the block's last query sees every key (prompt continuation)
+    for (int64_t j = 0; j < n_keys; j++) {
+        for (int32_t i = 0; i < n_q; i++) {
+            bool sees = false;
+            if (mask == 1) {
+                sees = urand(0.0f, 1.0f) < 0.6f;
+            } else {
+                sees = j <= base + i;
+                if (mask == 2 && (j % 7 == 3 || i == n_q - 1)) sees = false;
+            }
+            if (sees) p.vis[size_t(j)] |= uint32_t(1) << i;
+        }
+    }
+    // rows nobody sees hold NaN: they must never be used as numbers
+    for (int64_t j = 0; j < n_keys; j++) {
+        if (p.vis[size_t(j)]) continue;
+        for (int64_t e = 0; e < hd; e++) {
+            p.k[size_t(j) * p.kv_stride + e] = 0x7E00;
+            p.v[size_t(j) * p.kv_stride + e] = 0x7E00;
+        }
+    }
+    return p;
+}
+
+// The definition, in double. Returns [n_q][hd].
+std::vector<double> reference(const problem &p, float scale) {
+    std::vector<double> out(size_t(p.n_q) * p.hd, 0.0);
+    std::vector<double> s(size_t(p.n_keys));
+    for (int32_t i = 0; i < p.n_q; i++) {
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < p.n_keys; j++) {
+            if (!(p.vis[size_t(j)] >> i & 1)) continue;
+            double d = 0;
+            for (int64_t e = 0; e < p.hd; e++)
+                d += double(p.q[size_t(i) * p.q_stride + e]) * fp16_to_fp32(p.k[size_t(j) * p.kv_stride + e]);
+            s[size_t(j)] = d * scale;
+            mx = std::fmax(mx, s[size_t(j)]);
+        }
+        if (mx == -INFINITY) continue;
+        double sum = 0;
+        for (int64_t j = 0; j < p.n_keys; j++)
+            if (p.vis[size_t(j)] >> i & 1) sum += std::exp(s[size_t(j)] - mx);
+        for (int64_t j = 0; j < p.n_keys; j++) {
+            if (!(p.vis[size_t(j)] >> i & 1)) continue;
+            const double w = std::exp(s[size_t(j)] - mx) / sum;
+            for (int64_t e = 0; e < p.hd; e++)
+                out[size_t(i) * p.hd + e] += w * fp16_to_fp32(p.v[size_t(j) * p.kv_stride + e]);
+        }
+    }
+    return out;
+}
+
+struct aligned_work {
+    std::vector<float> buf;
+    float *get(int64_t n_keys, int64_t hd) {
+        buf.assign(attn_work_floats(n_keys, hd) + 16, NAN); // NaN: the kernel must not read stale scratch
+        float *w = buf.data();
+        while (reinterpret_cast<uintptr_t>(w) % 64) w++;
+        return w;
+    }
+};
+
+// Run queries [i0, i0 + nq) of p as one block over keys [k0, k1).
+std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t nq, int64_t k0, int64_t k1,
+                       float scale) {
+    std::vector<uint32_t> vis(size_t(p.n_keys));
+    for (int64_t j = 0; j < p.n_keys; j++) {
+        const uint32_t bits = p.vis[size_t(j)] >> i0;
+        vis[size_t(j)] = nq >= 32 ? bits : bits & ((uint32_t(1) << nq) - 1);
+    }
+    std::vector<float> out(size_t(nq) * size_t(p.hd + 1), -7.0f);
+    aligned_work w;
+    attn_block_args a;
+    a.hd = p.hd;
+    a.n_q = nq;
+    a.q = p.q.data() + size_t(i0) * p.q_stride;
+    a.q_stride = p.q_stride;
+    a.k = p.k.data();
+    a.v = p.v.data();
+    a.k_stride = a.v_stride = p.kv_stride;
+    a.k0 = k0;
+    a.k1 = k1;
+    a.vis = vis.data();
+    a.scale = scale;
+    a.out = out.data();
+    a.out_stride = size_t(p.hd + 1);
+    a.work = w.get(p.n_keys, p.hd);
+    kt.attn_block_f16(a);
+    return out;
+}
+
+// The tightest [k0, k1) holding every key one of queries [i0, i0 + nq) sees.
+void key_range(const problem &p, int32_t i0, int32_t nq, int64_t *k0, int64_t *k1) {
+    const uint32_t m = (nq >= 32 ? ~uint32_t(0) : (uint32_t(1) << nq) - 1) << i0;
+    *k0 = p.n_keys;
+    *k1 = 0;
+    for (int64_t j = 0; j < p.n_keys; j++) {
+        if (p.vis[size_t(j)] & m) {
+            if (*k0 > j) *k0 = j;
+            *k1 = j + 1;
+        }
+    }
+    if (*k0 >= *k1) *k0 = *k1 = 0;
+}
+
+void test_case(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int64_t n_keys, int mask) {
+    std::snprintf(g_ctx, sizeof(g_ctx), "%s hd %lld n_q %d keys %lld mask %d", path, (long long)hd, n_q,
+                  (long long)n_keys, mask);
+    const problem p = make(hd, n_q, n_keys, mask);
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const std::vector<double> ref = reference(p, scale);
+    int64_t k0, k1;
+    key_range(p, 0, n_q, &k0, &k1);
+    const std::vector<float> got = run(kt, p, 0, n_q, k0, k1, scale);
+    double worst = 0;
+    bool finite = true;
+    for (int32_t i = 0; i < n_q; i++) {
+        for (int64_t e = 0; e < hd; e++) {
+            const double g = got[size_t(i) * (hd + 1) + e], r = ref[size_t(i) * hd + e];
+            finite = finite && std::isfinite(g);
+            worst = std::fmax(worst, std::fabs(g - r));
+        }
+        check(got[size_t(i) * (hd + 1) + hd] == -7.0f, "writes only hd floats per query");
+    }
+    check(finite, "outputs are finite (NaN rows unused)");
+    // |v| <= 3: weights off by a relative 1e-6 (score error ~ hd * 2^-24 * |q||k|) move out by ~3e-6
+    check(worst <= 2e-5, "matches the double-precision definition", worst, 2e-5);
+
+    // batch invariance: each query alone, with its own tight range, and within sub-blocks with a wider range
+    bool same = true;
+    for (int32_t i = 0; i < n_q; i++) {
+        int64_t a0, a1;
+        key_range(p, i, 1, &a0, &a1);
+        const std::vector<float> one = run(kt, p, i, 1, a0, a1, scale);
+        same = same && std::memcmp(one.data(), &got[size_t(i) * (hd + 1)], size_t(hd) * sizeof(float)) == 0;
+    }
+    check(same, "a query alone == the same query in the block (bit for bit)");
+    if (n_q > 2) {
+        const int32_t i0 = 1, nq = n_q - 2;
+        const std::vector<float> sub = run(kt, p, i0, nq, 0, n_keys, scale);
+        check(std::memcmp(sub.data(), &got[size_t(i0) * (hd + 1)], size_t(nq) * (hd + 1) * sizeof(float)) == 0,
+              "a sub-block over the full key range == the block (bit for bit)");
+    }
+}
+
+} // namespace
+
+int main() {
+    const enum gptneox_kernel_path paths[] = {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512};
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    for (int pi = 0; pi < 3; pi++) {
+        const kernels *kt = get_kernels(paths[pi]);
+        if (!kt) {
+            std::printf("skip %s: not supported by this CPU/build\n", names[pi]);
+            continue;
+        }
+        if (!kt->attn_block_f16) {
+            std::snprintf(g_ctx, sizeof(g_ctx), "%s", names[pi]);
+            check(false, "attn_block_f16 is set");
+            continue;
+        }
+        for (int64_t hd : {128, 64, 80, 100, 7, 33, 256}) {
+            for (int32_t n_q : {1, 3, 5, 17, 32}) {
+                for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 50, int64_t(n_q) + 201}) {
+                    for (int mask = 0; mask < 3; mask++) test_case(*kt, names[pi], hd, n_q, n_keys, mask);
+                }
+            }
+        }
+    }
+    std::printf("attention_test: %d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
