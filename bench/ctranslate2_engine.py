@@ -11,16 +11,27 @@ Timings, matched to what the other engines measure:
               same count as n single-token decodes; EOS cannot end it early.
 
 The converted model is cached next to the GGUFs (`<cache>/<checkpoint name>-ct2-int8/`, with a
-`.complete` marker written last).
+`.complete` marker written last, holding the converter's peak RSS). `prepare_watched` runs the conversion
+in a subprocess (`python bench/ctranslate2_engine.py convert HF_DIR CACHE`) whose resident memory is
+polled and capped, so its memory is given back before anything is timed.
+
+The AVX2-limited variant needs three settings, read when the libraries load, so it runs in a worker
+process of its own (bench/worker.py, bench/engines.py): CT2_FORCE_CPU_ISA=AVX2 for CTranslate2's own
+kernels (which pick AVX2 on AMD CPUs anyway), ONEDNN_MAX_CPU_ISA=AVX2 for its int8 GEMM (oneDNN 3.1 on
+non-Intel CPUs: AVX-512 VNNI here unless limited) and MKL_ENABLE_INSTRUCTIONS=AVX2 (MKL, used on Intel).
+CTranslate2's int8 GEMM backend and ISA show with CT2_VERBOSE=1 and ONEDNN_VERBOSE=1.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import struct
+import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
 
 
 def available() -> Optional[str]:
@@ -64,8 +75,74 @@ def prepare(hf_dir: Path, cache: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    (out / ".complete").write_text("ok\n", encoding="utf-8")
+    (out / ".complete").write_text(json.dumps({"peak_rss": _vm_hwm()}) + "\n", encoding="utf-8")
     return out
+
+
+def _vm_hwm() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def model_dir_for(hf_dir: Path, cache: Path) -> Path:
+    return Path(cache) / f"{Path(hf_dir).name}-ct2-int8"
+
+
+def conversion_peak_rss(model_dir: Path) -> Optional[int]:
+    """Peak RSS (bytes) the conversion of a cached model took, if it was recorded."""
+    try:
+        return int(json.loads((Path(model_dir) / ".complete").read_text())["peak_rss"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def prepare_watched(hf_dir: Path, cache: Path, limit_bytes: int = 20 * 10**9) -> Tuple[Path, Optional[int]]:
+    """prepare() in a subprocess whose RSS is capped at limit_bytes (killed beyond). Returns the model
+    directory and the conversion's peak RSS in bytes."""
+    out = model_dir_for(hf_dir, cache)
+    if not (out / ".complete").exists():
+        here = Path(__file__).resolve()
+        sys.path.insert(0, str(here.parent))
+        import sysinfo
+
+        cmd = [sys.executable, str(here), "convert", str(hf_dir), str(cache)]
+        rc, polled = sysinfo.run_watched(cmd, limit_bytes)
+        if rc != 0 or not (out / ".complete").exists():
+            raise RuntimeError(f"CTranslate2 conversion of {hf_dir} failed (exit code {rc})")
+        return out, max(polled, conversion_peak_rss(out) or 0)
+    return out, conversion_peak_rss(out)
+
+
+def _read_string(f: BinaryIO) -> str:
+    (n,) = struct.unpack("<H", f.read(2))
+    return f.read(n)[:-1].decode("utf-8")
+
+
+def variables(model_dir: Path) -> Dict[str, Tuple[Tuple[int, ...], int]]:
+    """{name: (shape, bytes)} of model.bin (CTranslate2's binary layout: version, spec name, revision,
+    count, then per variable: name, rank, dims, dtype id, byte count, data)."""
+    out: Dict[str, Tuple[Tuple[int, ...], int]] = {}
+    with open(Path(model_dir) / "model.bin", "rb") as f:
+        f.read(4)  # binary version
+        _read_string(f)  # spec name
+        f.read(4)  # revision
+        (count,) = struct.unpack("<I", f.read(4))
+        for _ in range(count):
+            name = _read_string(f)
+            (rank,) = struct.unpack("<B", f.read(1))
+            dims = struct.unpack(f"<{rank}I", f.read(4 * rank)) if rank else ()
+            f.read(1)  # dtype id
+            (nbytes,) = struct.unpack("<I", f.read(4))
+            f.seek(nbytes, os.SEEK_CUR)
+            out[name] = (tuple(dims), nbytes)
+    return out
+
+
+def bytes_per_token(model_dir: Path) -> int:
+    """Bytes of model.bin variables read to generate one token: all but the embedding table (one row)."""
+    return sum(b for name, (_, b) in variables(model_dir).items() if "embeddings" not in name)
 
 
 def _vocabulary(model_dir: Path) -> List[str]:
@@ -93,7 +170,9 @@ class CTranslate2Runner:
     def kernel_info(self) -> str:
         import ctranslate2
 
-        return f"ctranslate2 {ctranslate2.__version__}"
+        limits = [f"{k}={os.environ[k]}" for k in ("CT2_FORCE_CPU_ISA", "ONEDNN_MAX_CPU_ISA",
+                                                   "MKL_ENABLE_INSTRUCTIONS") if os.environ.get(k)]
+        return f"ctranslate2 {ctranslate2.__version__}" + (f" ({', '.join(limits)})" if limits else "")
 
     def pp(self, tokens: Sequence[int]) -> float:
         t = time.perf_counter()
@@ -122,3 +201,12 @@ class CTranslate2Runner:
 
     def close(self) -> None:
         self._gen = None
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "convert":
+        sys.exit("usage: ctranslate2_engine.py convert HF_DIR CACHE")
+    t0 = time.perf_counter()
+    d = prepare(Path(sys.argv[2]), Path(sys.argv[3]))
+    print(f"converted to {d} in {time.perf_counter() - t0:.0f}s, peak RSS {_vm_hwm() / 1e9:.2f} GB",
+          file=sys.stderr)

@@ -8,16 +8,19 @@ Each engine loads one GGUF (or its own model format) and answers three timings:
   is made for each measurement and freed after it, so our thread pool is not alive while a peer runs.
 - LlamaCppEngine: llama-cpp-python 0.3.36 compiled in full, in its own venv (tests/peer.py), driven through
   its high-level Llama.eval (n_batch = n_ubatch = 512, logits of the last position only).
-- CTranslate2Engine: the hook for issue 6 (int8 CTranslate2 model converted from the same HF checkpoint).
-  `available()` says whether it can run; until it is written the bench lists it as "not run".
+- CTranslate2Engine: CTranslate2 int8 (converted from the same HF checkpoint), optionally limited to AVX2,
+  and TorchEngine: transformers + torch in bf16/f32; both in a worker process (bench/worker.py).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # tests/peer.py (peer venv driver)
@@ -41,10 +44,14 @@ class Engine:
 class OursEngine(Engine):
     name = "neox_cpp"
 
-    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, kernel_path: int = 0) -> None:
         from neox_cpp import _lib as L
 
         self._L = L
+        self.kernel_path = kernel_path  # enum gptneox_kernel_path: 0 auto, 2 AVX2, 3 AVX-512
+        if kernel_path:
+            name = (L.gptneox_kernel_path_name(kernel_path) or b"?").decode()
+            self.name = f"neox_cpp {name}"
         self.n_ctx, self.n_batch, self.n_threads = n_ctx, n_batch, n_threads
         mp = L.gptneox_model_default_params()
         self.model = L.check_ptr(L.gptneox_model_load_from_file(str(path).encode(), mp), f"loading {path}")
@@ -66,6 +73,7 @@ class OursEngine(Engine):
         cp.n_seq_max = 1
         cp.n_threads = self.n_threads
         cp.n_threads_batch = self.n_threads
+        cp.kernel_path = self.kernel_path
         return L.check_ptr(L.gptneox_init_from_model(self.model, cp), "gptneox_init_from_model")
 
     def _fill(self, tokens: Sequence[int], pos0: int) -> None:
@@ -137,6 +145,9 @@ class LlamaCppEngine(Engine):
         self.system_info = self._peer.system_info
         self._peer.load(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, logits_all=False)
 
+    def kernel_info(self) -> str:
+        return self.system_info
+
     def pp(self, tokens: Sequence[int]) -> float:
         return self._peer.pp_seconds(tokens)
 
@@ -147,11 +158,72 @@ class LlamaCppEngine(Engine):
         self._peer.close()
 
 
-class CTranslate2Engine(Engine):
-    """CTranslate2 int8 on the same HF checkpoint (ct2-transformers-converter --quantization int8, then
-    ctranslate2.Generator(..., inter_threads=1, intra_threads=n_threads)); bench/ctranslate2_engine.py."""
+class WorkerEngine(Engine):
+    """An engine in a process of its own (bench/worker.py), spoken to with JSON lines."""
 
-    name = "CTranslate2"
+    def __init__(self, name: str, kind: str, args: Dict[str, Any],
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.name = name
+        full = dict(os.environ)
+        full.update(env or {})
+        self._proc: Optional[subprocess.Popen] = subprocess.Popen(
+            [sys.executable, "-u", str(HERE / "worker.py"), kind, json.dumps(args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True, env=full,
+        )
+        self.load_seconds = float(self._read()["load_seconds"])
+        self.info = ""
+        self.peak_rss = 0
+
+    def _read(self) -> Dict[str, Any]:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            if line.startswith("@@w "):
+                ans: Dict[str, Any] = json.loads(line[4:])
+                if not ans.get("ok"):
+                    raise RuntimeError(f"{self.name} worker: {ans.get('error')}")
+                return ans
+        rc = self._proc.wait()
+        raise RuntimeError(f"{self.name} worker exited with code {rc}")
+
+    def call(self, op: str, **kw: Any) -> Dict[str, Any]:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps({"op": op, **kw}) + "\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def kernel_info(self) -> str:
+        ans = self.call("info")
+        self.info, self.peak_rss = str(ans["info"]), int(ans["peak_rss"])
+        return self.info
+
+    def pp(self, tokens: Sequence[int]) -> float:
+        return float(self.call("pp", tokens=[int(t) for t in tokens])["seconds"])
+
+    def tg(self, tokens: Sequence[int]) -> float:
+        return float(self.call("tg", tokens=[int(t) for t in tokens])["seconds"])
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            try:
+                self.kernel_info()  # keep the worker's peak RSS for the report
+                self.call("quit")
+            except (RuntimeError, OSError):
+                pass
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+
+class CTranslate2Engine(WorkerEngine):
+    """CTranslate2 int8 on the same HF checkpoint (converted once: bench/ctranslate2_engine.py), in a
+    worker process; isa="AVX2" limits it to AVX2 kernels there (CT2_FORCE_CPU_ISA, ONEDNN_MAX_CPU_ISA,
+    MKL_ENABLE_INSTRUCTIONS)."""
+
     weights = "int8"
 
     @staticmethod
@@ -161,26 +233,19 @@ class CTranslate2Engine(Engine):
 
         return ctranslate2_engine.available()
 
-    @staticmethod
-    def prepare(hf_dir: Path, cache: Path) -> Path:
-        """Convert (once, cached under `cache`) and return the CTranslate2 model directory."""
-        import ctranslate2_engine
+    def __init__(self, model_dir: Path, n_threads: int, isa: Optional[str] = None) -> None:
+        name = "CTranslate2" if isa is None else f"CTranslate2 {isa}"
+        # CT2_FORCE_CPU_ISA limits CTranslate2's own kernels; its int8 GEMM is oneDNN's (MKL's on Intel
+        # CPUs), which have limits of their own: without them the "AVX2" variant would still run VNNI
+        env = {"CT2_FORCE_CPU_ISA": isa, "ONEDNN_MAX_CPU_ISA": isa, "DNNL_MAX_CPU_ISA": isa,
+               "MKL_ENABLE_INSTRUCTIONS": isa} if isa else None
+        super().__init__(name, "ct2", {"model_dir": str(model_dir), "threads": n_threads}, env)
 
-        return ctranslate2_engine.prepare(hf_dir, cache)
 
-    def __init__(self, model_dir: Path, n_threads: int) -> None:
-        import ctranslate2_engine
+class TorchEngine(WorkerEngine):
+    """transformers + torch on the same HF checkpoint in `dtype` (bench/torch_engine.py), in a worker."""
 
-        self._r = ctranslate2_engine.CTranslate2Runner(model_dir, n_threads)
-
-    def kernel_info(self) -> str:
-        return self._r.kernel_info()
-
-    def pp(self, tokens: Sequence[int]) -> float:
-        return self._r.pp(tokens)
-
-    def tg(self, tokens: Sequence[int]) -> float:
-        return self._r.tg(tokens)
-
-    def close(self) -> None:
-        self._r.close()
+    def __init__(self, hf_dir: Path, dtype: str, n_threads: int) -> None:
+        self.weights = {"bfloat16": "bf16", "float32": "f32", "float16": "f16"}[dtype]
+        super().__init__(f"torch {self.weights}", "torch",
+                         {"hf_dir": str(hf_dir), "dtype": dtype, "threads": n_threads})

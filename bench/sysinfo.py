@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -79,3 +79,48 @@ def read_bandwidth(threads: int, cache: Path, mib: int = 1024, reps: int = 7) ->
 
 def describe() -> str:
     return f"{cpu_name()} ({os.cpu_count()} logical CPUs; {' '.join(cpu_flags())})"
+
+
+def _status_kb(field: str, pid: str = "self") -> int:
+    """A `kB` field of /proc/<pid>/status (VmRSS, VmHWM, ...) in bytes; 0 if unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def peak_rss(pid: str = "self") -> int:
+    """Peak resident set size (VmHWM) of a process, in bytes."""
+    return _status_kb("VmHWM", pid)
+
+
+def mem_available() -> int:
+    """MemAvailable of /proc/meminfo in bytes (0 if unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def run_watched(cmd: Sequence[str], limit_bytes: int, env: Optional[dict] = None,
+                poll_s: float = 0.2) -> Tuple[int, int]:
+    """Run `cmd`, polling its resident memory; kill it if it passes `limit_bytes`.
+    Returns (exit code, peak RSS in bytes seen by polling or reported by VmHWM). Raises MemoryError
+    when the limit was hit."""
+    proc = subprocess.Popen(list(cmd), env=env)
+    peak = 0
+    pid = str(proc.pid)
+    while proc.poll() is None:
+        peak = max(peak, _status_kb("VmHWM", pid), _status_kb("VmRSS", pid))
+        if peak > limit_bytes:
+            proc.kill()
+            proc.wait()
+            raise MemoryError(f"{cmd[0]}... passed {limit_bytes / 1e9:.1f} GB of RSS: killed")
+        time.sleep(poll_s)
+    return proc.returncode, peak
