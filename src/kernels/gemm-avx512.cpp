@@ -23,6 +23,10 @@
 // broadcast of 4 activation bytes then feeds 64 multiply-adds per VPDPBUSD, and the block sums start
 // from the token's correction. From 2 tokens on this costs less than the decode kernel once per token
 // (the repacking is about one token's worth of the in-place kernel's shuffles).
+// Whole 32-row groups go through tile32: both 16-row halves are packed (for a K chunk of the blocks at a
+// time, so the two fit in gemm_work_bytes), and each activation broadcast feeds two VPDPBUSDs (one per
+// half) for 6 tokens at a time -- fewer loads per multiply-add. A later K chunk resumes from the f32
+// results the previous one stored, so every output still sees exactly the per-block FMA sequence above.
 #include <immintrin.h>
 
 #pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
@@ -35,7 +39,8 @@
 namespace gptneox {
 namespace {
 
-constexpr int kTokTile = 8;          // tokens per register tile of the prompt kernel
+constexpr int kTokTile = 8;          // tokens per register tile of the prompt kernel (16 rows)
+constexpr int kTokTile32 = 6;        // tokens per register tile of the 32-row kernel
 constexpr int64_t kPromptMinTokens = 2; // fewer tokens: the decode kernel (rows read in place)
 // Decode reads 16 rows side by side, more streams than the hardware prefetchers follow well, so while
 // it works on one group of rows it prefetches the next group front to back, at the pace it consumes.
@@ -439,6 +444,79 @@ void tile(int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_
     for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + t * y_stride, m, acc[t]);
 }
 
+// 32 rows (two packed 16-row halves at wa, wb, blocks [kb, kb + kc) of the rows) against TT tokens:
+// every broadcast of 4 activation bytes feeds two VPDPBUSDs. The f32 accumulators start from y (kb > 0:
+// the previous K chunk's exact result) or zero, so each output sees the same operations in the same order
+// as in tile / decode_group. Prefetches [pf, pf_end) at next, pf_step bytes per block.
+template <typename T, int TT>
+void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb, const uint8_t *prep,
+            size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
+    const __m512i *qa = reinterpret_cast<const __m512i *>(wa), *qb = reinterpret_cast<const __m512i *>(wb);
+    const __m512 *da = reinterpret_cast<const __m512 *>(wa + size_t(kc) * 8 * 64);
+    const __m512 *db = reinterpret_cast<const __m512 *>(wb + size_t(kc) * 8 * 64);
+    const uint8_t *pt[TT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
+    const int64_t sc_off = n, corr_off = n + 4 * nb;
+    __m512 acc0[TT], acc1[TT];
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) {
+        acc0[t] = kb == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * y_stride);
+        acc1[t] = kb == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * y_stride + 16);
+    }
+    for (int64_t j = 0; j < kc; j++) {
+        const int64_t ib = kb + j;
+        for (size_t e = pf + pf_step; pf < e && pf < pf_end; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
+        const int64_t lo = act_lo<T>(ib, nb), hi = lo + act_hi<T>(ib, nb);
+        __m512i s0[TT], s1[TT];
+        #pragma GCC unroll 8
+        for (int t = 0; t < TT; t++) {
+            int32_t c0;
+            __builtin_memcpy(&c0, pt[t] + corr_off + 4 * ib, 4);
+            s0[t] = _mm512_set1_epi32(c0);
+            s1[t] = s0[t];
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            const __m512i w0 = _mm512_load_si512(qa + j * 8 + c), w1 = _mm512_load_si512(qb + j * 8 + c);
+            const int64_t off = c < 4 ? lo + 4 * c : hi + 4 * (c - 4);
+            #pragma GCC unroll 8
+            for (int t = 0; t < TT; t++) {
+                int32_t a4;
+                __builtin_memcpy(&a4, pt[t] + off, 4);
+                const __m512i av = _mm512_set1_epi32(a4);
+                s0[t] = _mm512_dpbusd_epi32(s0[t], w0, av);
+                s1[t] = _mm512_dpbusd_epi32(s1[t], w1, av);
+            }
+        }
+        const __m512 dw0 = _mm512_load_ps(da + j), dw1 = _mm512_load_ps(db + j);
+        #pragma GCC unroll 8
+        for (int t = 0; t < TT; t++) {
+            float dy;
+            __builtin_memcpy(&dy, pt[t] + sc_off + 4 * ib, 4);
+            const __m512 vy = _mm512_set1_ps(dy);
+            acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(dw0, vy), acc0[t]);
+            acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_mul_ps(dw1, vy), acc1[t]);
+        }
+    }
+    #pragma GCC unroll 8
+    for (int t = 0; t < TT; t++) {
+        _mm512_storeu_ps(y + t * y_stride, acc0[t]);
+        _mm512_storeu_ps(y + t * y_stride + 16, acc1[t]);
+    }
+}
+
+template <typename T, int TT>
+void tile32_n(int tt, int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb,
+              const uint8_t *prep, size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf,
+              size_t pf_end, size_t pf_step) {
+    if constexpr (TT > 0) {
+        if (tt == TT) return tile32<T, TT>(kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
+        tile32_n<T, TT - 1>(tt, kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
+    }
+}
+
 template <typename T, int TT>
 void tile_n(int tt, int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_t stride, float *y,
             size_t y_stride, int nv, const uint8_t *next, size_t next_bytes) {
@@ -456,10 +534,36 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
     const bool decode = n_tok < kPromptMinTokens || work == nullptr;
     uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
+    // blocks per K chunk of the 32-row path: two packed halves of 16 rows, (8 + 1) vectors per block each,
+    // within the gemm_work_bytes(n) bytes after alignment (0: blocks too few, 16-row groups only)
+    const int64_t kc32 = int64_t((gemm_work_bytes(n) - 63) / (2 * 9 * 64));
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
         const uint8_t *wg = w + size_t(g) * row_bytes;
         const int64_t nn = n_rows - g - nv < 16 ? n_rows - g - nv : 16; // rows of the next group
+        if (!decode && nv == 16 && n_rows - g >= 32 && kc32 > 0) {
+            // 32 rows in K chunks of kc32 blocks (both packed halves fit in work); the next 32 rows are
+            // prefetched over the whole pass, spread across the chunks' first token tiles
+            const int64_t nn32 = n_rows - g - 32 < 32 ? n_rows - g - 32 : 32;
+            const uint8_t *next = wg + 32 * row_bytes;
+            const size_t next_bytes = size_t(nn32) * row_bytes;
+            const size_t half_bytes = size_t(kc32) * (8 * 64 + 64);
+            for (int64_t kb = 0; kb < nb; kb += kc32) {
+                const int64_t kc = nb - kb < kc32 ? nb - kb : kc32;
+                pack_group<T>(kc, wg + size_t(kb) * T::size, row_bytes, 16, pk, nullptr, 0);
+                pack_group<T>(kc, wg + 16 * row_bytes + size_t(kb) * T::size, row_bytes, 16, pk + half_bytes, nullptr, 0);
+                const size_t pf0 = next_bytes * size_t(kb) / size_t(nb) / 64 * 64;
+                const size_t pf1 = next_bytes * size_t(kb + kc) / size_t(nb);
+                const size_t pf_step = (pf1 - pf0) / size_t(kc) + 64;
+                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile32) {
+                    const int tt = int(n_tok - t0 < kTokTile32 ? n_tok - t0 : kTokTile32);
+                    tile32_n<T, kTokTile32>(tt, kb, kc, nb, n, pk, pk + half_bytes, prep + t0 * prep_stride, prep_stride,
+                                            y + t0 * y_stride + g, y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
+                }
+            }
+            g += 16; // the loop adds the other 16
+            continue;
+        }
         if (decode) {
             for (int64_t t = 0; t < n_tok; t++)
                 decode_group<T>(nb, wg, row_bytes, nv, act_of(prep + t * prep_stride, n), y + t * y_stride + g,

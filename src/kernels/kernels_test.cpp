@@ -463,11 +463,13 @@ void test_attention_loops(const kernels &k) {
 void test_batch_invariance(const kernels &k, const kernels &ref, thread_pool &pool) {
     std::vector<uint8_t> scratch;
     for (uint32_t t : kTypes) {
-        // ne0 / 32 = 3, 6, 88, 129 blocks: every remainder mod 4 (Q4_0 decode goes 4 blocks at a time);
-        // 600 rows: matmul hands the threads ranges of several row chunks
+        // ne0 / 32 = 3, 6, 88, 129 blocks: every remainder mod 4 (Q4_0 decode goes 4 blocks at a time), and
+        // the AVX-512 32-row kernel splits each into K chunks of 1, 3, 48, 71 blocks;
+        // 600 rows: matmul hands the threads ranges of several row chunks (37: a 32-row group, 5 left)
         for (int64_t ne0 : {int64_t(96), int64_t(192), int64_t(2816), int64_t(4128)})
             for (int64_t ne1 : {int64_t(37), int64_t(100), int64_t(600)})
-                for (int64_t nt : {int64_t(3), int64_t(4), int64_t(8), int64_t(9), int64_t(17)}) {
+                // with 7 and 12: every tail (1-6 tokens) of the 32-row kernel's 6-token register tile
+                for (int64_t nt : {int64_t(3), int64_t(4), int64_t(7), int64_t(8), int64_t(9), int64_t(12), int64_t(17)}) {
                     char ctx[128];
                     std::snprintf(ctx, sizeof ctx, "batch invariance %s %s ne0=%lld ne1=%lld nt=%lld", path_name(k.path),
                                   type_name(t), static_cast<long long>(ne0), static_cast<long long>(ne1),
