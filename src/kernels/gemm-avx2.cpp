@@ -8,9 +8,15 @@
 // so its float is exact), dw_b * dy_b the f32 product of the two f16 scales (exact: 11 x 11 bits).
 //
 // Integer dots use vpmaddubsw (u8 x s8 -> i16 pair sums, saturating) and vpmaddwd. Why nothing saturates:
-//  - Q8_0, both kernels: |w| (as u8, <= 128 even for w = -128) times a * sign(w). Activations come from
+//  - Q8_0, decode kernel: |w| (as u8, <= 128 even for w = -128) times a * sign(w). Activations come from
 //    q8_0_from_float, so |a| <= 127 (q = round(x / (amax / 127)) with amax the block's largest |x|):
 //    a pair sum is at most 2 * 128 * 127 = 32512 < 32767; vpmaddwd then widens to i32 at once.
+//  - Q8_0, prompt kernel: no vpmaddubsw at all. Weights (packed) and activations (per token tile and
+//    K-chunk) are sign-extended to i16 and multiplied by vpmaddwd alone (i16 x i16 -> i32 pair sums,
+//    which cannot overflow here: |pair| <= 2 * 128 * 128 = 32768, and vpmaddwd saturates only for
+//    four -32768 inputs). Measured on Zen 4: vpsignb / vpabsb issue on the same two pipes as
+//    vpmaddubsw / vpmaddwd, so the sign trick cost a third of the multiply throughput (3 multiply-pipe
+//    operations per 32 multiply-adds); vpmaddwd + vpaddd is 2 per 32, the adds going to the other pipes.
 //  - Q4_0, prompt kernel: a + 128 (u8, 0..255, any int8 a) times q - 8 (s8, -8..7). A pair is at most
 //    2 * 255 * 8 = 4080 in magnitude, and a block's 8 vpmaddubsw results are summed in i16 before one
 //    vpmaddwd: 16 products per i16 lane, |sum| <= 16 * 255 * 8 = 32640 < 32767. The 128 * sum(q - 8)
@@ -20,12 +26,15 @@
 //    added <= 4096) is subtracted per block in i32.
 //
 // Prompt kernel (gemm_prep given): the 16 rows of a call are repacked one K-chunk at a time (the chunk's
-// packed weights, ~18 KiB, stay in L1 while every token passes over them) into "rows in lanes" order:
-// for block b, row group g (8 rows) and 4-element group c, one 32-byte vector holds elements 4c..4c+3
-// of the 8 rows; then the rows' f32 scales (and for Q4_0 128 * sum(q - 8)). A broadcast of 4 activation
-// bytes then feeds 32 multiply-adds for 8 rows at once, and the i32 block sums come out one row per lane,
-// ready for the scale FMA. A register tile is 2 row groups x 4 tokens. The running sums live in y
-// between K-chunks (a store and reload of a float is exact, so the FMA chain is unchanged).
+// packed weights, 17-20 KiB, stay in L1 while every token passes over them) into "rows in lanes" order:
+// for block b, row group g (8 rows) and element group c, one 32-byte vector holds the group's elements
+// of the 8 rows (Q4_0: 4 elements 4c..4c+3 as s8 q - 8; Q8_0: 2 elements 2c, 2c+1 as i16); then the
+// rows' f32 scales (and for Q4_0 128 * sum(q - 8)). A broadcast of one activation dword (4 bytes a + 128
+// for Q4_0, 2 i16 for Q8_0) then feeds 32 (16) multiply-adds for 8 rows at once, and the i32 block sums
+// come out one row per lane, ready for the scale FMA. A register tile is 2 row groups x 4 tokens; its
+// per-block loop is inline assembly (the compiler kept sums in memory or copied all 8 every step). The
+// running f32 sums live in a stack array within a call and in y between K-chunks (a store and reload of
+// a float is exact, so the FMA chain is unchanged).
 // Decode kernel (no gemm_prep, few tokens): 4 rows read in place (4 streams plus a software prefetch of
 // the next 4 rows at the pace they are consumed: 8 rows side by side streamed measurably worse), two
 // blocks at a time: per row one or two 8-lane partial vectors, folded by an hadd tree into one vector
@@ -41,20 +50,25 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 constexpr int kTok = 4;          // tokens per register tile (prompt kernel)
 constexpr int kDecTok = 4;       // tokens the decode kernel takes per pass over the weights
-constexpr int64_t kChunk = 32;   // blocks per K-chunk of packed weights (2 x 32 x 288..320 B)
-constexpr size_t kRecQ8 = 8 * 32 + 32;      // per (block, row group): 8 weight vectors + 8 f32 scales
-constexpr size_t kRecQ4 = 8 * 32 + 32 + 32; // + 8 i32 corrections (128 * sum(q - 8))
+constexpr int64_t kChunkQ8 = 16; // blocks per K-chunk of packed weights, at most (2 x 16 x 544 B = 17 KiB)
+constexpr int64_t kChunkQ4 = 32; // (2 x 32 x 320 B = 20 KiB)
+constexpr size_t kRecQ8 = 16 * 32 + 32;     // per (block, row group): 16 i16 weight vectors + 8 f32 scales
+constexpr size_t kRecQ4 = 8 * 32 + 32 + 32; // 8 weight vectors, 8 f32 scales, 8 i32 corrections (128 * sum(q - 8))
 
 struct q8_traits {
     using block = block_q8_0;
     static constexpr bool q4 = false;
     static constexpr size_t rec = kRecQ8;
+    static constexpr int steps = 16;                // weight vectors (2 elements x 8 rows, i16) per block
+    static constexpr int64_t chunk = kChunkQ8;
     static constexpr _mm_hint hint = _MM_HINT_T1; // measured: Q8_0 decode streams better into L2
 };
 struct q4_traits {
     using block = block_q4_0;
     static constexpr bool q4 = true;
     static constexpr size_t rec = kRecQ4;
+    static constexpr int steps = 8;                 // weight vectors (4 elements x 8 rows, s8) per block
+    static constexpr int64_t chunk = kChunkQ4;
     static constexpr _mm_hint hint = _MM_HINT_T0;
 };
 
@@ -269,34 +283,104 @@ template <typename T> void pack_chunk(const uint8_t *const *rp, int64_t b0, int6
             #pragma GCC unroll 8
             for (int r = 0; r < 8; r++) bl[r] = reinterpret_cast<const B *>(rp[8 * g + r]) + b0 + i;
             __m256i in[8], out[8];
-            #pragma GCC unroll 8
-            for (int r = 0; r < 8; r++) {
-                if constexpr (T::q4) in[r] = _mm256_sub_epi8(nibbles(*bl[r]), eight);
-                else in[r] = load32(bl[r]->qs);
+            if constexpr (T::q4) {
+                #pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) in[r] = _mm256_sub_epi8(nibbles(*bl[r]), eight);
+                transpose8(in, out);
+                __m256i sum = _mm256_setzero_si256();
+                #pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) {
+                    _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 32 * c), out[c]);
+                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, out[c]), ones16));
+                }
+                _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 288), _mm256_slli_epi32(sum, 7));
+            } else {
+                // elements 16h..16h+15 as i16: a dword holds 2 elements, so the transpose gives vector
+                // 8h + c = elements 16h + 2c, 16h + 2c + 1 of the 8 rows
+                #pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    #pragma GCC unroll 8
+                    for (int r = 0; r < 8; r++)
+                        in[r] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(bl[r]->qs + 16 * h)));
+                    transpose8(in, out);
+                    #pragma GCC unroll 8
+                    for (int c = 0; c < 8; c++) _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 256 * h + 32 * c), out[c]);
+                }
             }
-            transpose8(in, out);
-            __m256i sum = _mm256_setzero_si256();
-            #pragma GCC unroll 8
-            for (int c = 0; c < 8; c++) {
-                _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 32 * c), out[c]);
-                if constexpr (T::q4) sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, out[c]), ones16));
-            }
-            _mm256_store_ps(reinterpret_cast<float *>(rec + 256), row_scales(bl, 0));
-            if constexpr (T::q4) _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 288), _mm256_slli_epi32(sum, 7));
+            _mm256_store_ps(reinterpret_cast<float *>(rec + 32 * T::steps), row_scales(bl, 0));
         }
     }
 }
 
-// R row groups x TT tokens over kb packed blocks. a[t]: the token's prep bytes at the chunk's first
-// block, dy[t] its f32 scales there; y[t]: the token's outputs for the 16 rows; nv valid rows.
+// The Q8_0 2 x 4 tile's work on one packed block: for each of the 16 element pairs c, row group g and
+// token t, s[g][t] += vpmaddwd(w[g][c], a[t] pair c broadcast). In assembly so that the 8 sums stay in
+// registers with no copies between steps (the compiler's own loop added a register move per sum and step).
+static_assert(kRecQ8 == 544, "q8_block hard-codes the second row group's offset");
+inline void q8_block(const uint8_t *rec, const uint8_t *const *ai, __m256i *s0, __m256i *s1) {
+    __m256i a00 = s0[0], a01 = s0[1], a02 = s0[2], a03 = s0[3], a10 = s1[0], a11 = s1[1], a12 = s1[2], a13 = s1[3];
+    __m256i w0, w1, ab, tp;
+    __asm__(".irp c, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"
+            "vmovdqa (32 * \\c)(%[w]), %[w0]\n\t"
+            "vmovdqa (0x220 + 32 * \\c)(%[w]), %[w1]\n\t"
+#define NEOX_Q8_TOK(P, S0, S1)                                                                                         \
+            "vpbroadcastd (4 * \\c)(%[" P "]), %[ab]\n\t"                                                          \
+            "vpmaddwd %[ab], %[w0], %[tp]\n\t"                                                                        \
+            "vpaddd %[tp], %[" S0 "], %[" S0 "]\n\t"                                                                     \
+            "vpmaddwd %[ab], %[w1], %[ab]\n\t"                                                                        \
+            "vpaddd %[ab], %[" S1 "], %[" S1 "]\n\t"
+            NEOX_Q8_TOK("p0", "s00", "s10") NEOX_Q8_TOK("p1", "s01", "s11") NEOX_Q8_TOK("p2", "s02", "s12")
+            NEOX_Q8_TOK("p3", "s03", "s13")
+#undef NEOX_Q8_TOK
+            ".endr"
+            : [s00] "+x"(a00), [s01] "+x"(a01), [s02] "+x"(a02), [s03] "+x"(a03), [s10] "+x"(a10), [s11] "+x"(a11),
+              [s12] "+x"(a12), [s13] "+x"(a13), [w0] "=&x"(w0), [w1] "=&x"(w1), [ab] "=&x"(ab), [tp] "=&x"(tp)
+            : [w] "r"(rec), [p0] "r"(ai[0]), [p1] "r"(ai[1]), [p2] "r"(ai[2]), [p3] "r"(ai[3])
+            : "memory");
+    s0[0] = a00, s0[1] = a01, s0[2] = a02, s0[3] = a03, s1[0] = a10, s1[1] = a11, s1[2] = a12, s1[3] = a13;
+}
+
+// The same for the Q4_0 2 x 4 tile (8 groups c of 4 elements): s[g][t] += vpmaddubsw(a[t] group c + 128
+// broadcast, w[g][c]), i16 lanes.
+static_assert(kRecQ4 == 320, "q4_block hard-codes the second row group's offset");
+inline void q4_block(const uint8_t *rec, const uint8_t *const *ai, __m256i *s0, __m256i *s1) {
+    __m256i a00 = s0[0], a01 = s0[1], a02 = s0[2], a03 = s0[3], a10 = s1[0], a11 = s1[1], a12 = s1[2], a13 = s1[3];
+    __m256i w0, w1, ab, tp;
+    __asm__(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
+            "vmovdqa (32 * \\c)(%[w]), %[w0]\n\t"
+            "vmovdqa (0x140 + 32 * \\c)(%[w]), %[w1]\n\t"
+#define NEOX_Q4_TOK(P, S0, S1)                                                                                         \
+            "vpbroadcastd (4 * \\c)(%[" P "]), %[ab]\n\t"                                                          \
+            "vpmaddubsw %[w0], %[ab], %[tp]\n\t"                                                                      \
+            "vpaddw %[tp], %[" S0 "], %[" S0 "]\n\t"                                                                     \
+            "vpmaddubsw %[w1], %[ab], %[ab]\n\t"                                                                      \
+            "vpaddw %[ab], %[" S1 "], %[" S1 "]\n\t"
+            NEOX_Q4_TOK("p0", "s00", "s10") NEOX_Q4_TOK("p1", "s01", "s11") NEOX_Q4_TOK("p2", "s02", "s12")
+            NEOX_Q4_TOK("p3", "s03", "s13")
+#undef NEOX_Q4_TOK
+            ".endr"
+            : [s00] "+x"(a00), [s01] "+x"(a01), [s02] "+x"(a02), [s03] "+x"(a03), [s10] "+x"(a10), [s11] "+x"(a11),
+              [s12] "+x"(a12), [s13] "+x"(a13), [w0] "=&x"(w0), [w1] "=&x"(w1), [ab] "=&x"(ab), [tp] "=&x"(tp)
+            : [w] "r"(rec), [p0] "r"(ai[0]), [p1] "r"(ai[1]), [p2] "r"(ai[2]), [p3] "r"(ai[3])
+            : "memory");
+    s0[0] = a00, s0[1] = a01, s0[2] = a02, s0[3] = a03, s1[0] = a10, s1[1] = a11, s1[2] = a12, s1[3] = a13;
+}
+
+// R row groups x TT tokens over kb packed blocks. a[t]: the token's activation dwords at the chunk's
+// first block (Q4_0: its prep bytes; Q8_0: the chunk's i16 copy), dy[t] its f32 scales there; y[t]: the
+// token's outputs for the 16 rows; nv valid rows. The running f32 sums live in a small stack array
+// (loaded, FMA'd and stored once per block): with AVX2's 16 vector registers, the R * TT integer block
+// sums, the weight vectors and the broadcast already fill the register file, and keeping the float sums
+// in registers too made the compiler spill every product. The partial tiles' loop over a block's element
+// groups is not unrolled, for the same reason; the full 2 x 4 tile uses q8_block / q4_block.
 template <typename T, int R, int TT>
 void tile(int64_t kb, const uint8_t *pk, const uint8_t *const *a, const float *const *dy, float *const *y, int nv,
           bool first) {
-    __m256 acc[R][TT];
+    alignas(32) float accm[R][TT][8];
     #pragma GCC unroll 2
     for (int g = 0; g < R; g++)
         #pragma GCC unroll 4
-        for (int t = 0; t < TT; t++) acc[g][t] = first ? _mm256_setzero_ps() : load_rows(y[t] + 8 * g, nv - 8 * g);
+        for (int t = 0; t < TT; t++)
+            _mm256_store_ps(accm[g][t], first ? _mm256_setzero_ps() : load_rows(y[t] + 8 * g, nv - 8 * g));
     const __m256i ones16 = _mm256_set1_epi16(1);
     for (int64_t i = 0; i < kb; i++) {
         const uint8_t *rec = pk + size_t(2 * i) * T::rec;
@@ -305,46 +389,50 @@ void tile(int64_t kb, const uint8_t *pk, const uint8_t *const *a, const float *c
         for (int g = 0; g < R; g++)
             #pragma GCC unroll 4
             for (int t = 0; t < TT; t++) s[g][t] = _mm256_setzero_si256();
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            __m256i wv[R], wa[R];
+        const uint8_t *ai[TT];
+        #pragma GCC unroll 4
+        for (int t = 0; t < TT; t++) ai[t] = a[t] + i * (4 * T::steps);
+        if constexpr (R == 2 && TT == 4) {
+            if constexpr (T::q4) q4_block(rec, ai, s[0], s[1]);
+            else q8_block(rec, ai, s[0], s[1]);
+        } else
+        #pragma GCC unroll 1
+        for (int c = 0; c < T::steps; c++) {
+            __m256i wv[R];
             #pragma GCC unroll 2
-            for (int g = 0; g < R; g++) {
-                wv[g] = _mm256_load_si256(reinterpret_cast<const __m256i *>(rec + g * T::rec + 32 * c));
-                if constexpr (!T::q4) wa[g] = _mm256_sign_epi8(wv[g], wv[g]);
-            }
+            for (int g = 0; g < R; g++) wv[g] = _mm256_load_si256(reinterpret_cast<const __m256i *>(rec + g * T::rec + 32 * c));
             #pragma GCC unroll 4
             for (int t = 0; t < TT; t++) {
                 int32_t a4;
-                __builtin_memcpy(&a4, a[t] + i * 32 + 4 * c, 4);
+                __builtin_memcpy(&a4, ai[t] + 4 * c, 4);
                 const __m256i ab = _mm256_set1_epi32(a4);
                 #pragma GCC unroll 2
                 for (int g = 0; g < R; g++) {
                     if constexpr (T::q4)
                         s[g][t] = _mm256_add_epi16(s[g][t], _mm256_maddubs_epi16(ab, wv[g]));
                     else
-                        s[g][t] = _mm256_add_epi32(
-                            s[g][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wa[g], _mm256_sign_epi8(ab, wv[g])), ones16));
+                        s[g][t] = _mm256_add_epi32(s[g][t], _mm256_madd_epi16(wv[g], ab));
                 }
             }
         }
         #pragma GCC unroll 2
         for (int g = 0; g < R; g++) {
-            const __m256 dw = _mm256_load_ps(reinterpret_cast<const float *>(rec + g * T::rec + 256));
+            const __m256 dw = _mm256_load_ps(reinterpret_cast<const float *>(rec + g * T::rec + 32 * T::steps));
             #pragma GCC unroll 4
             for (int t = 0; t < TT; t++) {
                 __m256i is = s[g][t];
                 if constexpr (T::q4)
                     is = _mm256_sub_epi32(_mm256_madd_epi16(is, ones16),
                                           _mm256_load_si256(reinterpret_cast<const __m256i *>(rec + g * T::rec + 288)));
-                acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_set1_ps(dy[t][i])), acc[g][t]);
+                _mm256_store_ps(accm[g][t], _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_mul_ps(dw, _mm256_set1_ps(dy[t][i])),
+                                                            _mm256_load_ps(accm[g][t])));
             }
         }
     }
     #pragma GCC unroll 2
     for (int g = 0; g < R; g++)
         #pragma GCC unroll 4
-        for (int t = 0; t < TT; t++) store_rows(y[t] + 8 * g, acc[g][t], nv - 8 * g);
+        for (int t = 0; t < TT; t++) store_rows(y[t] + 8 * g, _mm256_load_ps(accm[g][t]), nv - 8 * g);
 }
 
 template <typename T, int R>
@@ -364,15 +452,21 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     const int64_t nb = n / 32;
     const uint8_t *w = static_cast<const uint8_t *>(wv);
     if (!prep) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
-    // gemm_work_bytes(n) >= 640 bytes per block + 64: room for a chunk of 2 * kChunk records, aligned
+    // Blocks per K-chunk: at most T::chunk, and 2 records per block must fit the work area after aligning
+    // its start (Q4_0: gemm_work_bytes(n) >= 640 bytes per block + 64, always room). A Q8_0 weight of one
+    // block (n = 32) has no room for one: the decode kernel gives the same results (module contract).
+    const int64_t fit = int64_t((gemm_work_bytes(n) - 32) / (2 * T::rec));
+    const int64_t kc = fit < T::chunk ? fit : T::chunk;
+    if (kc < 1) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
     uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 31) & ~uintptr_t(31));
+    alignas(32) int16_t aw[kTok][kChunkQ8 * 32]; // Q8_0: the token tile's activations of the chunk as i16
     const uint8_t *pa = static_cast<const uint8_t *>(prep);
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
         const uint8_t *rp[16];
         for (int r = 0; r < 16; r++) rp[r] = w + size_t(g + (r < nv ? r : nv - 1)) * row_bytes;
-        for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
-            const int64_t kb = nb - b0 < kChunk ? nb - b0 : kChunk;
+        for (int64_t b0 = 0; b0 < nb; b0 += kc) {
+            const int64_t kb = nb - b0 < kc ? nb - b0 : kc;
             pack_chunk<T>(rp, b0, kb, pk);
             for (int64_t t0 = 0; t0 < n_tok; t0 += kTok) {
                 const int tt = int(n_tok - t0 < kTok ? n_tok - t0 : kTok);
@@ -384,6 +478,12 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
                     a[t] = p + b0 * 32;
                     dy[t] = reinterpret_cast<const float *>(p + n) + b0;
                     yo[t] = y + (t0 + t) * y_stride + g;
+                    if constexpr (!T::q4) {
+                        for (int64_t e = 0; e < kb * 32; e += 16)
+                            _mm256_store_si256(reinterpret_cast<__m256i *>(aw[t] + e),
+                                               _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a[t] + e))));
+                        a[t] = reinterpret_cast<const uint8_t *>(aw[t]);
+                    }
                 }
                 if (nv > 8) tile_n<T, 2>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
                 else tile_n<T, 1>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
