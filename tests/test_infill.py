@@ -271,8 +271,8 @@ def test_flat_text_gives_a_single_end_token(vocab: Vocab) -> None:
     assert len(got) == 1 and got[0][0] == vocab.eos and got[0][1] == 1.0
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_random_candidates(vocab: Vocab, seed: int) -> None:
+def _random_case(vocab: Vocab, seed: int) -> List[Tuple[int, float]]:
+    """Candidates (id, logit) drawn from prefix families of the vocabulary, EOS often among them."""
     rng = np.random.default_rng(seed)
     fams = _prefix_families(vocab, 4)
     pool = sorted({t for f in fams for t in f})
@@ -284,24 +284,18 @@ def test_random_candidates(vocab: Vocab, seed: int) -> None:
     logits = (rng.standard_normal(len(ids)) * scale).astype(np.float32)
     if vocab.eos in ids:
         logits[-1] = F32(logits[-1] - rng.uniform(0.0, 6.0))
-    _check(vocab, list(zip(ids, [float(x) for x in logits])))
+    return list(zip(ids, [float(x) for x in logits]))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_candidates(vocab: Vocab, seed: int) -> None:
+    _check(vocab, _random_case(vocab, seed))
 
 
 def test_every_rule_is_reached_by_the_random_cases(vocab: Vocab) -> None:
     seen = set()
-    fams = _prefix_families(vocab, 4)
-    pool = sorted({t for f in fams for t in f})
     for seed in range(40):
-        rng = np.random.default_rng(seed)
-        n = int(rng.integers(4, min(24, len(pool)) + 1))
-        ids = [int(t) for t in rng.choice(pool, size=n, replace=False)]
-        if rng.random() < 0.7:
-            ids.append(vocab.eos)
-        scale = float(rng.choice([0.3, 1.0, 2.5, 5.0]))
-        logits = (rng.standard_normal(len(ids)) * scale).astype(np.float32)
-        if vocab.eos in ids:
-            logits[-1] = F32(logits[-1] - rng.uniform(0.0, 6.0))
-        cands = [Cand(t, float(x)) for t, x in zip(ids, logits)]
+        cands = [Cand(t, x) for t, x in _random_case(vocab, seed)]
         _, rule = infill_ref(cands, vocab.text, vocab.eog, vocab.eot, vocab.eos)
         seen.add(rule)
     assert {"eog", "merged", "single-eot"} <= seen, seen
@@ -352,20 +346,7 @@ print("@@infill " + json.dumps(out), flush=True)
 
 
 def _random_cases(voc: Vocab, n_cases: int) -> List[List[Tuple[int, float]]]:
-    fams = _prefix_families(voc, 4)
-    pool = sorted({t for f in fams for t in f})
-    cases = []
-    for seed in range(n_cases):
-        rng = np.random.default_rng(1000 + seed)
-        n = int(rng.integers(4, min(24, len(pool)) + 1))
-        ids = [int(t) for t in rng.choice(pool, size=n, replace=False)]
-        if rng.random() < 0.7:
-            ids.append(voc.eos)
-        logits = (rng.standard_normal(len(ids)) * float(rng.choice([0.3, 1.0, 2.5, 5.0]))).astype(np.float32)
-        if voc.eos in ids:
-            logits[-1] = F32(logits[-1] - rng.uniform(0.0, 6.0))
-        cases.append([(t, float(x)) for t, x in zip(ids, logits)])
-    return cases
+    return [_random_case(voc, 1000 + seed) for seed in range(n_cases)]
 
 
 def test_matches_llama_cpp(vocab: Vocab) -> None:
