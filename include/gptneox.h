@@ -353,11 +353,25 @@ struct gptneox_batch {
 GPTNEOX_API struct gptneox_batch gptneox_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max);
 GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
 
-/* Run the model on a batch, appending its tokens to the KV cache.
+/* Run the model on a batch, appending its tokens to the KV cache. The batch is read during the call only.
  * Returns 0 on success; 1 if the KV cache has no room for the batch (nothing changed); a negative
  * gptneox_status on error (invalid batch: bad token id, position, sequence id, or more than n_batch
- * tokens; the cache is left as before). */
+ * tokens; the cache is left as before).
+ * As llama.h allows, a call may return before its results are computed: a call of up to 32 tokens
+ * (context without embeddings or abort callback) is checked, given its KV cells and output rows, and
+ * queued; consecutive queued calls are computed together, in steps of up to max(n_ubatch, min(128,
+ * n_ctx)) tokens, when their results are first needed -- by gptneox_synchronize, the logits and
+ * embeddings getters, sampling, the memory and state functions, or a decode call that cannot join the
+ * queue. Results are bit-identical to computing each call on its own; only the time moves. (This is
+ * what makes a prompt fed in calls of a few tokens, e.g. LangChain's n_batch = 8, run at full speed.) */
 GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_batch batch);
+
+/* Compute the queued decode calls now (llama.h's llama_synchronize). Returns 0, or a negative
+ * gptneox_status if that computation failed: the queued calls are then undone (their KV cells are free,
+ * the last decode has no outputs) and gptneox_last_error() says why. */
+GPTNEOX_API int32_t gptneox_synchronize(struct gptneox_context *ctx);
+/* Tokens of decode calls queued and not yet computed (0 after gptneox_synchronize). */
+GPTNEOX_API int32_t gptneox_n_queued(const struct gptneox_context *ctx);
 
 /* llama.h's llama_encode, for models with an encoder (non-causal attention over the batch, no KV cache,
  * every token an output). GPT-NeoX has no encoder (gptneox_model_has_encoder semantics: false), so this

@@ -162,7 +162,9 @@ def llama_get_causal_attn(ctx: Any, /) -> bool:
 
 
 def llama_synchronize(ctx: Any, /) -> None:
-    return None  # decoding is synchronous
+    # computes queued decode calls (see gptneox_decode); llama.h's is void, so a failure is logged
+    if int(_n.gptneox_synchronize(ctx)) < 0:
+        _log_last_error("llama_synchronize")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -678,6 +678,16 @@ def gptneox_batch_free(batch: Any, /) -> None: ...
 def gptneox_decode(ctx: Optional[int], batch: Any, /) -> int: ...
 
 
+# int32_t gptneox_synchronize(struct gptneox_context *ctx);
+@_bind("gptneox_synchronize", [ctypes.c_void_p], ctypes.c_int32)
+def gptneox_synchronize(ctx: Optional[int], /) -> int: ...
+
+
+# int32_t gptneox_n_queued(const struct gptneox_context *ctx);
+@_bind("gptneox_n_queued", [ctypes.c_void_p], ctypes.c_int32)
+def gptneox_n_queued(ctx: Optional[int], /) -> int: ...
+
+
 # int32_t gptneox_encode(struct gptneox_context *ctx, struct gptneox_batch batch);
 @_bind("gptneox_encode", [ctypes.c_void_p, gptneox_batch], ctypes.c_int32)
 def gptneox_encode(ctx: Optional[int], batch: Any, /) -> int: ...

@@ -74,217 +74,6 @@ void check_model(const gptneox::model &m, const gptneox::kernels &k) {
     }
 }
 
-// Make room for n_out output rows (grows only past the largest count seen so far).
-void reserve_outputs(gptneox_context &c, int32_t n_out, bool logits) {
-    const auto &hp = c.model->hp;
-    if (logits && c.logits.size() < size_t(n_out) * size_t(hp.n_vocab)) c.logits.resize(size_t(n_out) * hp.n_vocab);
-    if (c.params.embeddings && c.embd.size() < size_t(n_out) * size_t(hp.n_embd)) {
-        c.embd.resize(size_t(n_out) * hp.n_embd);
-    }
-}
-
-// Validate a batch and fill c.pos / c.seq_first / c.seq_mask. Throws; changes no visible state.
-void check_batch(gptneox_context &c, const gptneox_batch &b) {
-    const auto &hp = c.model->hp;
-    const int32_t n_seq_max = int32_t(c.params.n_seq_max);
-    if (b.n_tokens < 1 || uint32_t(b.n_tokens) > c.params.n_batch) {
-        fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch has %d tokens; must be 1..n_batch (%u)", b.n_tokens,
-             c.params.n_batch);
-    }
-    if (b.embd) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batches of embeddings (batch.embd) are not supported");
-    if (!b.token) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch.token is NULL");
-    if (b.seq_id && !b.n_seq_id) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch.seq_id set but batch.n_seq_id is NULL");
-    if (!b.pos) {
-        for (int32_t s = 0; s < n_seq_max; s++) c.seq_next[size_t(s)] = c.cache.seq_pos_max(s) + 1;
-    }
-    for (int32_t i = 0; i < b.n_tokens; i++) {
-        if (b.token[i] < 0 || b.token[i] >= hp.n_vocab) {
-            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch token %d: id %d out of range [0, %d)", i, b.token[i],
-                 hp.n_vocab);
-        }
-        uint64_t mask = 0;
-        int32_t first = 0;
-        if (b.seq_id) {
-            const int32_t ns = b.n_seq_id[i];
-            if (ns < 1 || ns > n_seq_max || !b.seq_id[i]) {
-                fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch token %d: n_seq_id %d must be 1..n_seq_max (%d)", i, ns,
-                     n_seq_max);
-            }
-            for (int32_t j = 0; j < ns; j++) {
-                const int32_t s = b.seq_id[i][j];
-                if (s < 0 || s >= n_seq_max) {
-                    fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch token %d: seq_id %d out of range [0, %d)", i, s,
-                         n_seq_max);
-                }
-                mask |= uint64_t(1) << s;
-            }
-            first = b.seq_id[i][0];
-        } else {
-            mask = 1; // sequence 0
-        }
-        int32_t p;
-        if (b.pos) {
-            p = b.pos[i];
-            if (p < 0) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch token %d: position %d is negative", i, p);
-        } else {
-            p = c.seq_next[size_t(first)]++;
-        }
-        c.pos[size_t(i)] = p;
-        c.seq_first[size_t(i)] = first;
-        c.seq_mask[size_t(i)] = mask;
-    }
-}
-
-// Pool the per-token hidden states (all tokens are outputs, rows in batch order) per sequence.
-void pool_embeddings(gptneox_context &c, int32_t n_tokens) {
-    const size_t n = size_t(c.model->hp.n_embd);
-    std::fill(c.embd_seq.begin(), c.embd_seq.end(), 0.0f);
-    std::fill(c.embd_seq_ok.begin(), c.embd_seq_ok.end(), uint8_t(0));
-    std::fill(c.seq_count.begin(), c.seq_count.end(), 0);
-    for (int32_t i = 0; i < n_tokens; i++) {
-        const float *row = c.embd.data() + size_t(c.output_ids[size_t(i)]) * n;
-        for (uint32_t s = 0; s < c.params.n_seq_max; s++) {
-            if (!((c.seq_mask[size_t(i)] >> s) & 1u)) continue;
-            float *dst = c.embd_seq.data() + size_t(s) * n;
-            if (c.params.pooling_type == GPTNEOX_POOLING_TYPE_LAST) {
-                std::memcpy(dst, row, n * sizeof(float)); // the last token of the batch wins
-            } else {
-                for (size_t j = 0; j < n; j++) dst[j] += row[j];
-            }
-            c.seq_count[s]++;
-            c.embd_seq_ok[s] = 1;
-        }
-    }
-    if (c.params.pooling_type == GPTNEOX_POOLING_TYPE_MEAN) {
-        for (uint32_t s = 0; s < c.params.n_seq_max; s++) {
-            if (!c.seq_count[s]) continue;
-            const float inv = 1.0f / float(c.seq_count[s]);
-            float *dst = c.embd_seq.data() + size_t(s) * n;
-            for (size_t j = 0; j < n; j++) dst[j] *= inv;
-        }
-    }
-}
-
-// Pooled runs: the forward pass gave the final-norm hidden state of every token of the ubatch [b0, b0+nt)
-// (output row = batch index); compute logits = Wout h for each run of consecutive tokens that want them,
-// straight into their rows, and zero the rows of the others.
-template <typename WantsLogits>
-void pooled_logits(gptneox_context &c, int32_t n_threads, int32_t b0, int32_t nt, const WantsLogits &wants_logits) {
-    const auto &hp = c.model->hp;
-    const size_t nv = size_t(hp.n_vocab), n = size_t(hp.n_embd);
-    int32_t i = b0;
-    while (i < b0 + nt) {
-        const int32_t row = c.output_ids[size_t(i)];
-        if (!wants_logits(i)) {
-            std::fill_n(c.logits.data() + size_t(row) * nv, nv, 0.0f);
-            i++;
-            continue;
-        }
-        int32_t j = i + 1;
-        while (j < b0 + nt && wants_logits(j)) j++;
-        gptneox::matmul(*c.kern, *c.pool, n_threads, c.model->output, nullptr, c.embd.data() + size_t(row) * n, j - i,
-                        int64_t(n), c.logits.data() + size_t(row) * nv, int64_t(nv), c.rs.mm_scratch);
-        i = j;
-    }
-}
-
-int32_t decode(gptneox_context &c, const gptneox_batch &b) {
-    const int64_t t0 = gptneox_time_us();
-    check_batch(c, b);
-    const int32_t T = b.n_tokens;
-    if (!c.cache.find_slots(uint32_t(T), c.cells.data())) return 1; // no room: nothing changed
-
-    // Which tokens produce an output. Pooled embeddings need the hidden state of every token, so then every
-    // token is an output row, but logits are computed only for the tokens asking for them (wants_logits);
-    // the logits rows of the others hold zeros.
-    const bool pooled = c.params.embeddings && c.params.pooling_type != GPTNEOX_POOLING_TYPE_NONE;
-    auto wants_logits = [&](int32_t i) { return b.logits ? b.logits[i] != 0 : (c.params.embeddings || i == T - 1); };
-    int32_t n_out = 0, n_logits = 0;
-    for (int32_t i = 0; i < T; i++) {
-        const bool lg = wants_logits(i);
-        n_logits += lg ? 1 : 0;
-        c.output_ids[size_t(i)] = pooled || lg ? n_out++ : -1;
-    }
-    reserve_outputs(c, n_out, true);
-    c.n_outputs = 0;
-    c.n_batch_last = T;
-    c.has_logits = !pooled || n_logits > 0;
-
-    const auto &hp = c.model->hp;
-    gptneox::run_config cfg;
-    cfg.n_threads = T == 1 ? c.params.n_threads : c.params.n_threads_batch;
-    cfg.freq_scale = c.params.rope_freq_scale;
-    cfg.abort_cb = c.params.abort_callback;
-    cfg.abort_data = c.params.abort_callback_data;
-
-    const int32_t U = int32_t(c.params.n_ubatch);
-    int32_t out_base = 0;
-    for (int32_t b0 = 0; b0 < T; b0 += U) {
-        const int32_t nt = std::min(U, T - b0);
-        // the cells of this ubatch become visible now (not earlier: later ubatches hold no data yet)
-        for (int32_t i = b0; i < b0 + nt; i++) {
-            c.cache.assign(uint32_t(c.cells[size_t(i)]), c.pos[size_t(i)], c.seq_mask[size_t(i)]);
-        }
-        int32_t n_ub_out = 0;
-        for (int32_t i = b0; i < b0 + nt; i++) {
-            if (c.output_ids[size_t(i)] >= 0) c.out_rows[size_t(n_ub_out++)] = i - b0;
-        }
-        gptneox::ubatch ub;
-        ub.n_tokens = nt;
-        ub.token = b.token + b0;
-        ub.pos = c.pos.data() + b0;
-        ub.seq = c.seq_first.data() + b0;
-        ub.cell = c.cells.data() + b0;
-        ub.n_outputs = n_ub_out;
-        ub.out_rows = c.out_rows.data();
-        ub.logits = pooled ? nullptr : c.logits.data() + size_t(out_base) * hp.n_vocab;
-        ub.hidden = c.params.embeddings ? c.embd.data() + size_t(out_base) * hp.n_embd : nullptr;
-        bool ok = false;
-        try {
-            ok = gptneox::forward(*c.model, *c.kern, *c.pool, c.cache, c.rs, cfg, ub);
-            if (ok && pooled) pooled_logits(c, cfg.n_threads, b0, nt, wants_logits);
-        } catch (...) {
-            for (int32_t i = 0; i < b0 + nt; i++) c.cache.release(uint32_t(c.cells[size_t(i)]));
-            c.n_batch_last = 0;
-            throw;
-        }
-        if (!ok) {
-            // forget this decode's cells: the cache is as before the call
-            for (int32_t i = 0; i < b0 + nt; i++) c.cache.release(uint32_t(c.cells[size_t(i)]));
-            c.n_batch_last = 0;
-            fail(GPTNEOX_STATUS_ABORTED, "decode aborted by the abort callback");
-        }
-        out_base += n_ub_out;
-    }
-    c.n_outputs = n_out;
-    if (pooled) pool_embeddings(c, T);
-
-    if (!c.params.no_perf) {
-        const int64_t dt = gptneox_time_us() - t0;
-        if (T == 1) {
-            c.t_eval_us += dt;
-            c.n_eval++;
-        } else {
-            c.t_p_eval_us += dt;
-            c.n_p_eval += T;
-        }
-    }
-    return 0;
-}
-
-// Output row for index i (i >= 0: batch index of a token that has an output; i < 0: from the end).
-int32_t output_row(const gptneox_context &c, int32_t i) {
-    if (i < 0) {
-        const int32_t j = c.n_outputs + i;
-        if (j < 0) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "output index %d out of range (%d outputs)", i, c.n_outputs);
-        return j;
-    }
-    if (i >= c.n_batch_last || c.output_ids[size_t(i)] < 0) {
-        fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "batch token %d has no output in the last decode", i);
-    }
-    return c.output_ids[size_t(i)];
-}
-
 } // namespace
 
 extern "C" {
@@ -370,15 +159,20 @@ GPTNEOX_API gptneox_context *gptneox_init_from_model(gptneox_model *model, gptne
         const int32_t n_threads = std::max(p.n_threads, p.n_threads_batch);
         c->pool = std::make_unique<gptneox::thread_pool>(n_threads);
         c->cache.init(p.n_ctx, hp.n_layer, hp.n_embd, uint32_t(p.type_k), uint32_t(p.type_v));
-        c->rs.init(hp, int32_t(p.n_ubatch), p.n_ctx, n_threads, p.rope_freq_base);
+        // scratch for the larger of n_ubatch and the coalescing capacity (see decode.cpp)
+        const uint32_t cap = gptneox::coalesce_capacity(p.n_ubatch, p.n_ctx);
+        c->rs.init(hp, int32_t(cap), p.n_ctx, n_threads, p.rope_freq_base);
         c->cells.assign(p.n_batch, 0);
         c->seq_first.assign(p.n_batch, 0);
         c->seq_mask.assign(p.n_batch, 0);
         c->pos.assign(p.n_batch, 0);
         c->seq_next.assign(p.n_seq_max, 0);
-        c->out_rows.assign(p.n_ubatch, 0);
+        c->out_rows.assign(cap, 0);
+        for (auto *v : {&c->pend.token, &c->pend.pos, &c->pend.seq_first, &c->pend.cell}) v->assign(cap, 0);
+        c->pend.seq_mask.assign(cap, 0);
+        c->pend.max_pos.assign(p.n_seq_max, -1);
         c->output_ids.assign(p.n_batch, -1);
-        reserve_outputs(*c, int32_t(p.n_seq_max), true);
+        gptneox::reserve_outputs(*c, int32_t(p.n_seq_max), true);
         if (p.embeddings) {
             c->embd_seq.assign(size_t(p.n_seq_max) * hp.n_embd, 0.0f);
             c->embd_seq_ok.assign(p.n_seq_max, 0);
@@ -498,7 +292,20 @@ GPTNEOX_API void gptneox_batch_free(gptneox_batch batch) {
 
 GPTNEOX_API int32_t gptneox_decode(gptneox_context *ctx, gptneox_batch batch) {
     constexpr int32_t kFailed = INT32_MIN; // guard() recorded the error: return its status
-    const int32_t r = guard<int32_t>(kFailed, [&] { return decode(gptneox::get_ctx(ctx), batch); });
+    const int32_t r = guard<int32_t>(kFailed, [&] { return gptneox::decode(gptneox::get_ctx(ctx), batch); });
+    return r == kFailed ? gptneox_last_status() : r;
+}
+
+GPTNEOX_API int32_t gptneox_n_queued(const gptneox_context *ctx) {
+    return guard<int32_t>(0, [&] { return gptneox::get_ctx(ctx).pend.n; });
+}
+
+GPTNEOX_API int32_t gptneox_synchronize(gptneox_context *ctx) {
+    constexpr int32_t kFailed = INT32_MIN;
+    const int32_t r = guard<int32_t>(kFailed, [&] {
+        gptneox::synchronize(gptneox::get_ctx(ctx));
+        return int32_t(GPTNEOX_STATUS_OK);
+    });
     return r == kFailed ? gptneox_last_status() : r;
 }
 
@@ -517,6 +324,7 @@ GPTNEOX_API int32_t gptneox_encode(gptneox_context *ctx, gptneox_batch batch) {
 GPTNEOX_API float *gptneox_get_logits(gptneox_context *ctx) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
         return c.has_logits && c.n_outputs > 0 ? c.logits.data() : nullptr;
     });
 }
@@ -524,18 +332,24 @@ GPTNEOX_API float *gptneox_get_logits(gptneox_context *ctx) {
 GPTNEOX_API float *gptneox_get_logits_ith(gptneox_context *ctx, int32_t i) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
         if (!c.has_logits) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "the last decode produced no logits");
-        return c.logits.data() + size_t(output_row(c, i)) * c.model->hp.n_vocab;
+        return c.logits.data() + size_t(gptneox::output_row(c, i)) * c.model->hp.n_vocab;
     });
 }
 
 GPTNEOX_API int32_t gptneox_n_outputs(const gptneox_context *ctx) {
-    return guard<int32_t>(0, [&] { return gptneox::get_ctx(ctx).n_outputs; });
+    return guard<int32_t>(0, [&] {
+        gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
+        return c.n_outputs;
+    });
 }
 
 GPTNEOX_API float *gptneox_get_embeddings(gptneox_context *ctx) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
         return c.params.embeddings && c.n_outputs > 0 ? c.embd.data() : nullptr;
     });
 }
@@ -543,14 +357,16 @@ GPTNEOX_API float *gptneox_get_embeddings(gptneox_context *ctx) {
 GPTNEOX_API float *gptneox_get_embeddings_ith(gptneox_context *ctx, int32_t i) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
         if (!c.params.embeddings) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "the context was made without embeddings");
-        return c.embd.data() + size_t(output_row(c, i)) * c.model->hp.n_embd;
+        return c.embd.data() + size_t(gptneox::output_row(c, i)) * c.model->hp.n_embd;
     });
 }
 
 GPTNEOX_API float *gptneox_get_embeddings_seq(gptneox_context *ctx, gptneox_seq_id seq_id) {
     return guard<float *>(nullptr, [&]() -> float * {
         gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox::synchronize(c);
         if (!c.params.embeddings || c.params.pooling_type == GPTNEOX_POOLING_TYPE_NONE) {
             fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "no pooled embeddings (needs embeddings and pooling MEAN or LAST)");
         }

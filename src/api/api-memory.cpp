@@ -10,6 +10,7 @@ namespace {
 
 gptneox_context &get_mem(const gptneox_memory *mem) {
     if (!mem || !mem->ctx) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "memory is NULL");
+    gptneox::synchronize(*mem->ctx); // queued decode calls first: they hold cells
     return *mem->ctx;
 }
 

@@ -212,14 +212,14 @@ extern "C" {
 GPTNEOX_API size_t gptneox_state_get_size(gptneox_context *ctx) {
     return guard<size_t>(0, [&] {
         writer w(nullptr, 0);
-        write_state(gptneox::get_ctx(ctx), w);
+        write_state(gptneox::get_synced(ctx), w);
         return w.size();
     });
 }
 
 GPTNEOX_API size_t gptneox_state_get_data(gptneox_context *ctx, uint8_t *dst, size_t size) {
     return guard<size_t>(0, [&] {
-        const gptneox_context &c = gptneox::get_ctx(ctx);
+        const gptneox_context &c = gptneox::get_synced(ctx);
         if (!dst) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "dst is NULL");
         writer count(nullptr, 0);
         write_state(c, count);
@@ -234,7 +234,7 @@ GPTNEOX_API size_t gptneox_state_get_data(gptneox_context *ctx, uint8_t *dst, si
 
 GPTNEOX_API size_t gptneox_state_set_data(gptneox_context *ctx, const uint8_t *src, size_t size) {
     return guard<size_t>(0, [&] {
-        gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox_context &c = gptneox::get_synced(ctx);
         if (!src) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "src is NULL");
         read_state(c, src, size, false);
         return read_state(c, src, size, true);
@@ -245,7 +245,7 @@ GPTNEOX_API gptneox_perf_data gptneox_perf_context(const gptneox_context *ctx) {
     gptneox_perf_data d;
     std::memset(&d, 0, sizeof d);
     return guard<gptneox_perf_data>(d, [&] {
-        const gptneox_context &c = gptneox::get_ctx(ctx);
+        const gptneox_context &c = gptneox::get_synced(ctx);
         gptneox_perf_data r;
         std::memset(&r, 0, sizeof r);
         r.t_start_ms = double(c.t_start_us) / 1e3;
@@ -261,7 +261,7 @@ GPTNEOX_API gptneox_perf_data gptneox_perf_context(const gptneox_context *ctx) {
 
 GPTNEOX_API void gptneox_perf_context_reset(gptneox_context *ctx) {
     guard<int>(0, [&] {
-        gptneox_context &c = gptneox::get_ctx(ctx);
+        gptneox_context &c = gptneox::get_synced(ctx);
         c.t_start_us = gptneox_time_us();
         c.t_p_eval_us = c.t_eval_us = 0;
         c.n_p_eval = c.n_eval = 0;

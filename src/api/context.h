@@ -33,7 +33,19 @@ struct gptneox_context {
     std::vector<uint64_t> seq_mask;  // [n_batch] all sequences of each token (bit s = sequence s)
     std::vector<int32_t> pos;        // [n_batch] position of each token (generated if batch.pos is NULL)
     std::vector<int32_t> seq_next;   // [n_seq_max] next position per sequence when batch.pos is NULL
-    std::vector<int32_t> out_rows;   // [n_ubatch] output token indices within the current ubatch
+    std::vector<int32_t> out_rows;   // [rs.n_ubatch] output token indices within the current ubatch
+
+    // Decode calls queued for computation (see gptneox_decode: small calls are coalesced and computed when
+    // their results are first needed). Their cells are already assigned in `cache`; the outputs
+    // (output_ids, n_outputs, n_batch_last) already describe the last call, whose tokens start at
+    // last_begin. Arrays sized rs.n_ubatch (the coalescing capacity) at creation.
+    struct pending_tokens {
+        int32_t n = 0;
+        int32_t last_begin = 0;
+        std::vector<int32_t> token, pos, seq_first, cell;
+        std::vector<uint64_t> seq_mask;
+        std::vector<int32_t> max_pos; // [n_seq_max] highest queued position of the tokens attending to s
+    } pend;
 
     // Outputs of the last decode.
     int32_t n_outputs = 0;           // rows in logits / embd
@@ -57,4 +69,23 @@ struct gptneox_context {
 namespace gptneox {
 // The context behind a handle; throws INVALID_ARGUMENT for NULL.
 gptneox_context &get_ctx(const gptneox_context *ctx);
-}
+
+// decode.cpp
+// Decode calls of at most kCoalesceMaxCall tokens are queued and computed together, in ubatches of up to
+// coalesce_capacity(n_ubatch, n_ctx) tokens.
+constexpr int32_t kCoalesceMaxCall = 32;
+uint32_t coalesce_capacity(uint32_t n_ubatch, uint32_t n_ctx);
+// Make room for n_out output rows (grows only past the largest count seen so far).
+void reserve_outputs(gptneox_context &c, int32_t n_out, bool logits);
+// gptneox_decode: 0, 1 (no room in the KV cache, nothing changed), or throws.
+int32_t decode(gptneox_context &c, const gptneox_batch &b);
+// Compute the queued decode calls now (every function that reads or changes what a decode produced --
+// outputs, KV cache, state, timings -- calls this first). Throws if the computation fails; the queued
+// calls are then forgotten (their cells released, no outputs).
+void synchronize(gptneox_context &c);
+// get_ctx, then synchronize.
+gptneox_context &get_synced(const gptneox_context *ctx);
+// Output row of index i of the last decode (i >= 0: batch index of a token with an output; i < 0: from
+// the end). Throws if there is none.
+int32_t output_row(const gptneox_context &c, int32_t i);
+} // namespace gptneox
