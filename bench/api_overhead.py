@@ -100,10 +100,15 @@ def api_completion(llm: Any, prompt: List[int], n: int) -> Tuple[float, int]:
 
 
 def eval_prompt(llm: Any, prompt: List[int], n_batch: int) -> float:
+    """Seconds of Llama.eval(prompt) in calls of n_batch tokens, until the results are computed (our
+    gptneox_decode queues small calls: llama_synchronize waits for them, as sampling would)."""
+    from neox_cpp import llama_compat
+
     llm.reset()
     llm.n_batch = n_batch
     t = time.perf_counter()
     llm.eval(prompt)
+    llama_compat.llama_synchronize(llm._ctx.ctx)
     return time.perf_counter() - t
 
 

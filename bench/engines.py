@@ -88,9 +88,12 @@ class OursEngine(Engine):
         b.n_tokens = n
 
     def _decode(self, ctx: Any) -> None:
+        """One decode call, computed before it returns: gptneox_decode may queue a small call (see
+        gptneox.h), so every timed call is followed by gptneox_synchronize, as llama-bench does."""
         rc = self._L.gptneox_decode(ctx, self.batch)
         if rc != 0:
             self._L.check_status(rc if rc < 0 else -7, f"gptneox_decode returned {rc}")
+        self._L.check_status(self._L.gptneox_synchronize(ctx), "gptneox_synchronize")
 
     def pp(self, tokens: Sequence[int]) -> float:
         ctx = self._new_ctx()

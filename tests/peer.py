@@ -119,12 +119,14 @@ for line in sys.stdin:
             llm.reset()
             t = time.perf_counter()
             llm.eval(cmd["tokens"])
+            llcpp.llama_synchronize(llm._ctx.ctx)  # results computed, as for our engine (bench/engines.py)
             answer({"ok": True, "seconds": time.perf_counter() - t})
         elif op == "tg":
             llm.reset()
             t = time.perf_counter()
             for tok in cmd["tokens"]:
                 llm.eval([tok])
+                llcpp.llama_synchronize(llm._ctx.ctx)
             answer({"ok": True, "seconds": time.perf_counter() - t})
         elif op == "quantize":
             p = llcpp.llama_model_quantize_default_params()
