@@ -7,19 +7,11 @@
 #include <vector>
 
 #include "arch/gptneox.h"
+#include "common/test-check.h"
+
+using namespace gptneox_test;
 
 namespace {
-
-int g_pass = 0, g_fail = 0;
-
-void check(bool ok, const char *what, double got = 0, double want = 0) {
-    if (ok) {
-        g_pass++;
-    } else {
-        g_fail++;
-        std::printf("FAIL: %s (got %.9g, want %.9g)\n", what, got, want);
-    }
-}
 
 bool close(double a, double b, double rel, double abs_tol = 1e-7) {
     return std::fabs(a - b) <= abs_tol + rel * std::fabs(b);
@@ -172,6 +164,5 @@ int main() {
     test_rope(rng);
     test_softmax(rng);
     test_gelu();
-    std::printf("%d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return report("");
 }

@@ -10,23 +10,13 @@
 #include <random>
 #include <vector>
 
+#include "common/test-check.h"
 #include "kernels/kernels.h"
 
 using namespace gptneox;
+using namespace gptneox_test;
 
 namespace {
-
-int g_pass = 0, g_fail = 0;
-char g_ctx[160] = "";
-
-void check(bool ok, const char *what, double a = 0, double b = 0) {
-    if (ok) {
-        g_pass++;
-        return;
-    }
-    g_fail++;
-    if (g_fail <= 30) std::printf("FAIL [%s] %s (%g, %g)\n", g_ctx, what, a, b);
-}
 
 std::mt19937 rng(4242);
 float urand(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
@@ -225,6 +215,5 @@ int main() {
             }
         }
     }
-    std::printf("attention_test: %d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return report("attention_test: ");
 }

@@ -13,17 +13,6 @@ static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must be 18 bytes (ggml-commo
 
 namespace {
 
-uint32_t f32_bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-float bits_f32(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
 } // namespace
 
 float fp16_to_fp32(uint16_t h) {

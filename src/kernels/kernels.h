@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "gptneox.h"
 
@@ -128,6 +129,18 @@ struct kernels {
 const kernels *get_kernels(enum gptneox_kernel_path path);
 // The path AUTO resolves to on this CPU.
 enum gptneox_kernel_path best_kernel_path();
+
+// The bits of a float and back.
+inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline float bits_f32(uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 
 // Scalar conversions (exact IEEE; round-to-nearest-even) used everywhere outside hot loops.
 float fp16_to_fp32(uint16_t h);
