@@ -1,10 +1,10 @@
 // Micro-benchmark (not a test): matmul throughput for a 2816 x 11264 weight (ne0 = 2816 inputs,
-// ne1 = 11264 outputs, an MLP up-projection shape) in Q8_0 and Q4_0, per kernel path,
+// ne1 = 11264 outputs, an MLP up-projection shape) in Q8_0, Q4_0, F16 and BF16, per kernel path,
 // n_tokens 1 and 64, 1 and 2 threads. Prints GB/s of weight bytes read (and GFLOP/s) by wall clock,
 // and by the calling thread's CPU time (cpu GB/s: for 1 thread, what the kernels reach when the
 // machine is shared with other work), and by the fastest single call (best GB/s: the least disturbed
 // by other load). Usage: kernels_bench [seconds per case] [token counts, e.g. 1,8,64] [paths, e.g.
-// avx512,avx2,scalar] [types, e.g. q4_0,q8_0] [output rows] (defaults: 1.0 1,64 scalar,avx2,avx512
+// avx512,avx2,scalar] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] (defaults: 1.0 1,64 scalar,avx2,avx512
 // q8_0,q4_0 11264). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
 // Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o') -o build/kernels_bench
@@ -63,8 +63,12 @@ int main(int argc, char **argv) {
                 "GFLOP/s", "cpu GB/s", "best GB/s");
     thread_pool pool(2);
     std::vector<uint8_t> scratch;
-    for (uint32_t type : {static_cast<uint32_t>(GPTNEOX_TYPE_Q8_0), static_cast<uint32_t>(GPTNEOX_TYPE_Q4_0)}) {
-        if (!listed(types, type == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "q4_0")) continue;
+    auto type_name = [](uint32_t t) {
+        return t == GPTNEOX_TYPE_Q8_0 ? "q8_0" : t == GPTNEOX_TYPE_Q4_0 ? "q4_0" : t == GPTNEOX_TYPE_F16 ? "f16" : "bf16";
+    };
+    for (uint32_t type : {uint32_t(GPTNEOX_TYPE_Q8_0), uint32_t(GPTNEOX_TYPE_Q4_0), uint32_t(GPTNEOX_TYPE_F16),
+                          uint32_t(GPTNEOX_TYPE_BF16)}) {
+        if (!listed(types, type_name(type))) continue;
         const type_traits &tr = ref->traits[type];
         size_t row_bytes = ne0 / tr.blck * tr.type_size;
         std::vector<uint8_t> wq(row_bytes * ne1);
@@ -102,7 +106,7 @@ int main(int argc, char **argv) {
                     } while (el < min_seconds);
                     double per = el / iters, cpu_per = (thread_cpu_seconds() - c0) / iters;
                     std::printf("%-8s %-6s %7lld %7d %10.3f %10.2f %10.2f %10.2f %10.2f\n", pname,
-                                type == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "q4_0", static_cast<long long>(nt), nth, per * 1e3,
+                                type_name(type), static_cast<long long>(nt), nth, per * 1e3,
                                 wq.size() / per / 1e9, 2.0 * ne0 * ne1 * nt / per / 1e9, wq.size() / cpu_per / 1e9,
                                 wq.size() / best / 1e9);
                 }

@@ -4,9 +4,10 @@ Two random 3-layer GPT-NeoX checkpoints, references from Hugging Face (float64) 
 - models.interop_case (trained BPE vocabulary): our converter's GGUF for f32/f16/bf16/q8_0/q4_0 runs in
   llama.cpp, whose logits match ours within llama.cpp's own error vs HF; and the rel_err table of issue
   3 point 8 (`pytest -s` prints it): ours vs llama.cpp on the same file, vs HF and vs the file's own
-  dequantized model. f32/f16/bf16: ours <= llama.cpp's. q8_0/q4_0: both share the weight rounding and
-  the ggml activation rounding, so ours must not be worse beyond the noise of the comparison (paired
-  per-position test). f32 with an f32 KV cache: ours at float rounding, 100x below llama.cpp (tanh GELU).
+  dequantized model. f32/f16: ours <= llama.cpp's. q8_0/q4_0/bf16: both share the weight rounding and
+  the activation rounding (ggml's q8_0 blocks; bf16 where ours runs VDPBF16PS, as llama.cpp does), so
+  ours must not be worse beyond the noise of the comparison (paired per-position test). f32 with an f32
+  KV cache: ours at float rounding, 100x below llama.cpp (tanh GELU).
 - a "twin" with GPT-NeoX-20B's real tokenizer (llama.cpp's converter only accepts vocabularies whose
   pre-tokenizer it recognises): llama.cpp's own convert_hf_to_gguf.py (f32/f16/bf16/q8_0) and its
   quantizer (q4_0, pure) make GGUFs that load in ours, as accurately as our own files and matching
@@ -168,11 +169,13 @@ def test_llama_cpp_runs_our_gguf(results: Dict[str, Dict[str, float]], outtype: 
 @pytest.mark.parametrize("outtype", OUTTYPES)
 def test_rel_err_no_worse_than_llama_cpp(results: Dict[str, Dict[str, float]], outtype: str) -> None:
     r = results[outtype]
-    if outtype in ("q8_0", "q4_0"):
+    if outtype in ("q8_0", "q4_0", "bf16"):
         # Both engines share the file's weight rounding, which dominates rel_err vs HF, and both round
-        # activations to q8_0 blocks the ggml way, so the two figures differ by rounding noise (0.2%
-        # either way, seen here). Ours must not be worse position by position beyond that noise: a
-        # systematic excess (a coarser activation scale, a lossy accumulation) shows up as z >> 2.
+        # activations the same way (q8_0 blocks the ggml way; bf16 nearest-even where ours runs
+        # VDPBF16PS, i.e. on AVX512_BF16 CPUs -- elsewhere ours keeps f32 activations and is better), so
+        # the two figures differ by rounding noise (0.2-0.5% either way, seen here). Ours must not be
+        # worse position by position beyond that noise: a systematic excess (a coarser activation
+        # scale, a lossy accumulation) shows up as z >> 2.
         assert r["excess z"] <= 2.0, r
     else:
         assert r["ours"] <= r["llama.cpp"], r

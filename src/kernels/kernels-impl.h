@@ -22,6 +22,12 @@ void fill_gemm_avx2(kernels &k);
 // gemm-f16-avx2.cpp (AVX2 + FMA + F16C).
 void fill_gemm_f16_avx512(kernels &k);
 void fill_gemm_f16_avx2(kernels &k);
+// BF16 weights x bf16 activations on VDPBF16PS (gemm-bf16dp-avx512.cpp; AVX512_BF16 only): replaces the
+// BF16 entries (vec_dot_type becomes BF16). Its reference, element by element (gemm-bf16dp-scalar.cpp):
+// the activation rounding and one output's dot product.
+void fill_gemm_bf16dp_avx512(kernels &k);
+uint16_t bf16dp_round_ref(float f);
+float bf16dp_dot_ref(int64_t n, const uint16_t *w, const uint16_t *a);
 
 // Blocked attention and GELU (attention-*.cpp, gelu-*.cpp): the scalar ones after fill_kernels_scalar,
 // the SIMD ones only on their path.

@@ -44,9 +44,11 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
 
     // The blocked kernel (if the path has one) computes every token count, so results never depend on
     // batching; from gemm_min_tokens on it wants the activations in its own layout as well.
-    // (F16 / BF16 weights: f32 activations read in place, no prep, chunks of kGemmRows rows)
-    const bool use_gemm =
-        tr.gemm != nullptr && (tr.vec_dot_type == GPTNEOX_TYPE_Q8_0 || tr.vec_dot_type == GPTNEOX_TYPE_F32);
+    // (F16 / BF16 weights: f32 activations read in place -- or, for BF16 on VDPBF16PS, converted to
+    // bf16 rows like any vec_dot_type -- no prep, chunks of kGemmRows rows)
+    const bool use_gemm = tr.gemm != nullptr && (tr.vec_dot_type == GPTNEOX_TYPE_Q8_0 ||
+                                                 tr.vec_dot_type == GPTNEOX_TYPE_F32 ||
+                                                 tr.vec_dot_type == GPTNEOX_TYPE_BF16);
     const bool prompt = use_gemm && n_tokens >= tr.gemm_min_tokens;
     const bool use_prep = use_gemm && tr.gemm_prep && (prompt || tr.gemm_prep_decode);
     int nth = n_threads < pool.size() ? n_threads : pool.size();
