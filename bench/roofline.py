@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from checkpoint import Shape
 
@@ -31,6 +31,7 @@ FAMILIES = {
     "avx2_int8": ("avx2_int8",),
     "fma": ("fma512_f32", "fma256_f32"),
     "fma256": ("fma256_f32",),
+    "bf16dp": ("avx512_bf16",),
 }
 
 
@@ -82,9 +83,13 @@ def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str
     """The instruction family (FAMILIES) an engine's prompt matrix products are held against on this CPU.
     Integer rows (q8_0/q4_0/int8): VNNI if the CPU has it, else AVX2 vpmaddubsw, and AVX2 for engines
     limited to it (llama.cpp's AVX2 build, CTranslate2 with CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
-    Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited)."""
+    Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited); bf16 rows of engines
+    that multiply bf16 pairs (ours and torch, VDPBF16PS) against that instruction's peak where the CPU
+    has it."""
     avx2_only = "AVX2" in engine or "avx2" in engine or engine == "llama.cpp"
-    if wtype in ("f16", "bf16", "f32"):
+    if wtype == "bf16" and not avx2_only:
+        fams: Tuple[str, ...] = ("bf16dp", "fma")
+    elif wtype in ("f16", "bf16", "f32"):
         fams = ("fma256",) if avx2_only else ("fma",)
     else:
         fams = ("avx2_int8",) if avx2_only else ("vnni", "avx2_int8")
