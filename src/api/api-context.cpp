@@ -218,10 +218,10 @@ GPTNEOX_API int32_t gptneox_set_n_threads(gptneox_context *ctx, int32_t n_thread
         }
         const int32_t need = std::max(n_threads, n_threads_batch);
         if (need > c.pool->size()) {
-            // a bigger pool and one attention row per thread; allocate first so a failure changes nothing
-            std::vector<float> scores(size_t(need) * c.params.n_ctx, 0.0f);
+            // a bigger pool, and attention rows and scratch for every thread (each allocates before it
+            // changes anything; a failed pool leaves only unused room behind)
             auto pool = std::make_unique<gptneox::thread_pool>(need);
-            c.rs.scores.swap(scores);
+            c.rs.grow_threads(need, c.params.n_ctx);
             c.pool = std::move(pool);
         }
         c.params.n_threads = n_threads;

@@ -170,6 +170,15 @@ void run_state::init(const hparams &hp, int32_t n_ub, uint32_t n_ctx, int32_t n_
     rope_inv_freq(inv_freq.data(), hp.n_rot, rope_base);
 }
 
+void run_state::grow_threads(int32_t n_threads, uint32_t n_ctx) {
+    if (n_threads <= attn_slots) return;
+    std::vector<float> sc(size_t(n_threads) * n_ctx, 0.0f);
+    std::vector<float> work(size_t(n_threads) * attn_slot_floats + 16, 0.0f);
+    scores.swap(sc);
+    attn_work.swap(work);
+    attn_slots = n_threads;
+}
+
 // ------------------------------------------------------------------------------------------------
 // The forward pass
 

@@ -64,6 +64,9 @@ struct run_state {
     std::vector<uint8_t> mm_scratch; // matmul activation conversion buffer (grown once, reused)
 
     void init(const hparams &hp, int32_t n_ubatch, uint32_t n_ctx, int32_t n_threads, float rope_base);
+    // Room for n_threads threads' attention rows and scratch (grows only; allocates before it changes
+    // anything, so a failure leaves the state as it was).
+    void grow_threads(int32_t n_threads, uint32_t n_ctx);
 };
 
 // Settings of a run that the context decides.

@@ -156,6 +156,27 @@ void test_gelu() {
     check(std::fabs(v - tanh_v) > 1e-5, "gelu differs from the tanh approximation", v, tanh_v);
 }
 
+// set_n_threads past the creation count: every thread gets an attention row and scratch slot (attention
+// uses min(threads, slots) threads, so a table left small would silently cap it).
+void test_grow_threads() {
+    gptneox::hparams hp;
+    hp.n_embd = 64;
+    hp.n_head = 4;
+    hp.head_dim = 16;
+    hp.n_rot = 16;
+    hp.n_ff = 256;
+    gptneox::run_state rs;
+    rs.init(hp, 8, 100, 1, 10000.0f);
+    const size_t slot = rs.attn_slot_floats;
+    check(rs.attn_slots == 1 && rs.scores.size() == 100, "one thread at creation", rs.attn_slots);
+    rs.grow_threads(3, 100);
+    check(rs.attn_slots == 3, "three slots after growing", rs.attn_slots);
+    check(rs.attn_work.size() >= 3 * slot + 16 && rs.scores.size() == 300, "room for three threads",
+          double(rs.attn_work.size()), double(rs.scores.size()));
+    rs.grow_threads(2, 100);
+    check(rs.attn_slots == 3 && rs.scores.size() == 300, "never shrinks", rs.attn_slots);
+}
+
 } // namespace
 
 int main() {
@@ -164,5 +185,6 @@ int main() {
     test_rope(rng);
     test_softmax(rng);
     test_gelu();
+    test_grow_threads();
     return report("");
 }
