@@ -44,7 +44,8 @@ class Engine:
 class OursEngine(Engine):
     name = "neox_cpp"
 
-    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, kernel_path: int = 0) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, kernel_path: int = 0,
+                 extra_bufts: bool = True) -> None:
         from neox_cpp import _lib as L
 
         self._L = L
@@ -54,6 +55,7 @@ class OursEngine(Engine):
             self.name = f"neox_cpp {name}"
         self.n_ctx, self.n_batch, self.n_threads = n_ctx, n_batch, n_threads
         mp = L.gptneox_model_default_params()
+        mp.use_extra_bufts = extra_bufts  # weights repacked at load (gptneox.h), as llama.cpp's option
         self.model = L.check_ptr(L.gptneox_model_load_from_file(str(path).encode(), mp), f"loading {path}")
         self.batch = L.gptneox_batch_init(n_batch, 0, 1)
         if not self.batch.token:

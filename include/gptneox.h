@@ -163,6 +163,12 @@ struct gptneox_model_params {
     bool check_tensors; /* scan tensor data for NaN/Inf and invalid block scales at load */
     /* NULL, or an array of overrides terminated by an entry whose key[0] == 0 (copied during the load) */
     const struct gptneox_model_kv_override *kv_overrides;
+    /* llama.h's use_extra_bufts (default true): weights this CPU's best kernels read faster in another
+     * layout are repacked once at load into memory the model owns, and their pages of the mapped file are
+     * released (they stay mapped: a context on another kernel path reads them from the file again).
+     * Results are bit-identical either way. Now: Q4_0 matrices with a multiple of 16 rows, on AVX-512
+     * VNNI CPUs, when the file is mapped and not locked (use_mlock). */
+    bool use_extra_bufts;
 };
 GPTNEOX_API struct gptneox_model_params gptneox_model_default_params(void);
 

@@ -185,6 +185,7 @@ def llama_model_load_from_file(path_model: Any, params: Any, /) -> Optional[int]
     p.use_mlock = mode in (LLAMA_LOAD_MODE_MLOCK, LLAMA_LOAD_MODE_MMAP_MLOCK)
     p.vocab_only = bool(params.vocab_only)
     p.check_tensors = bool(params.check_tensors)
+    p.use_extra_bufts = bool(params.use_extra_bufts)
     if params.progress_callback:
         address = ctypes.cast(params.progress_callback, ctypes.c_void_p).value
         p.progress_callback = _n.gptneox_progress_callback(address)

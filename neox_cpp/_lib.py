@@ -200,6 +200,7 @@ class gptneox_model_params(ctypes.Structure):
         ("use_mlock", ctypes.c_bool),
         ("check_tensors", ctypes.c_bool),
         ("kv_overrides", ctypes.POINTER(gptneox_model_kv_override)),
+        ("use_extra_bufts", ctypes.c_bool),
     ]
 
 

@@ -74,12 +74,14 @@ class Model(_Owner):
         use_mmap: bool = True,
         use_mlock: bool = False,
         check_tensors: bool = False,
+        use_extra_bufts: bool = True,
     ) -> None:
         params = gptneox_model_default_params()
         params.vocab_only = vocab_only
         params.use_mmap = use_mmap
         params.use_mlock = use_mlock
         params.check_tensors = check_tensors
+        params.use_extra_bufts = use_extra_bufts
         self.path = os.fspath(path)
         self.ptr: Optional[int] = None
         gptneox_clear_error()

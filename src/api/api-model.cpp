@@ -97,6 +97,7 @@ GPTNEOX_API gptneox_model_params gptneox_model_default_params(void) {
     p.use_mlock = false;
     p.check_tensors = false;
     p.kv_overrides = nullptr;
+    p.use_extra_bufts = true;
     return p;
 }
 

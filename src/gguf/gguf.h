@@ -100,6 +100,8 @@ public:
 
     // Lock the mapping in RAM (best effort). Returns false on failure.
     bool mlock();
+    // The data is a mapping of the file (not a copy in memory).
+    bool mapped() const { return mapped_; }
 
 private:
     gguf_file() = default;

@@ -27,7 +27,12 @@
 // time, so the two fit in gemm_work_bytes), and each activation broadcast feeds two VPDPBUSDs (one per
 // half) for 6 tokens at a time -- fewer loads per multiply-add. A later K chunk resumes from the f32
 // results the previous one stored, so every output still sees exactly the per-block FMA sequence above.
+// Q4_0 repacked at load (use_extra_bufts, gemm_q4x16): the file's nibbles already transposed into VNNI
+// order, 16 rows per group, so decode is one AND / shift + AND and two VPDPBUSDs per 64 bytes (no gathers,
+// no tree) and the prompt kernels' packing is a copy; the same exact block sums and FMA sequence.
 #include <immintrin.h>
+
+#include <cstring>
 
 #pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -526,6 +531,35 @@ void tile_n(int tt, int64_t nb, int64_t n, const uint8_t *work, const uint8_t *p
     }
 }
 
+inline uint8_t *align64(void *p) {
+    return reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
+}
+// Blocks per K chunk of the 32-row path: two packed halves of 16 rows, (8 + 1) vectors per block each,
+// within the gemm_work_bytes(n) bytes after alignment (0: blocks too few, 16-row groups only).
+inline int64_t chunk32_blocks(int64_t n) { return int64_t((gemm_work_bytes(n) - 63) / (2 * 9 * 64)); }
+
+// The 32-row prompt pass over one pair of 16-row groups: for each K chunk of kc32 blocks, pack(kb, kc,
+// wa, wb) fills both packed halves in the work area pk, then every token tile runs tile32 (y: the pair's
+// first row, token 0); the next pair's next_bytes at next are prefetched over the whole pass, spread
+// across the chunks' first token tiles.
+template <typename T, typename Pack>
+void pass32(int64_t nb, int64_t n, int64_t kc32, uint8_t *pk, const Pack &pack, const uint8_t *prep,
+            size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, const uint8_t *next, size_t next_bytes) {
+    const size_t half_bytes = size_t(kc32) * (8 * 64 + 64);
+    for (int64_t kb = 0; kb < nb; kb += kc32) {
+        const int64_t kc = nb - kb < kc32 ? nb - kb : kc32;
+        pack(kb, kc, pk, pk + half_bytes);
+        const size_t pf0 = next_bytes * size_t(kb) / size_t(nb) / 64 * 64;
+        const size_t pf1 = next_bytes * size_t(kb + kc) / size_t(nb);
+        const size_t pf_step = (pf1 - pf0) / size_t(kc) + 64;
+        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile32) {
+            const int tt = int(n_tok - t0 < kTokTile32 ? n_tok - t0 : kTokTile32);
+            tile32_n<T, kTokTile32>(tt, kb, kc, nb, n, pk, pk + half_bytes, prep + t0 * prep_stride, prep_stride,
+                                    y + t0 * y_stride, y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
+        }
+    }
+}
+
 template <typename T>
 void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *, size_t, const void *prep_v,
           size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
@@ -533,10 +567,8 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     const uint8_t *w = static_cast<const uint8_t *>(wv);
     const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
     const bool decode = n_tok < kPromptMinTokens || work == nullptr;
-    uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
-    // blocks per K chunk of the 32-row path: two packed halves of 16 rows, (8 + 1) vectors per block each,
-    // within the gemm_work_bytes(n) bytes after alignment (0: blocks too few, 16-row groups only)
-    const int64_t kc32 = int64_t((gemm_work_bytes(n) - 63) / (2 * 9 * 64));
+    uint8_t *pk = align64(work);
+    const int64_t kc32 = chunk32_blocks(n);
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
         const uint8_t *wg = w + size_t(g) * row_bytes;
@@ -545,22 +577,12 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
             // 32 rows in K chunks of kc32 blocks (both packed halves fit in work); the next 32 rows are
             // prefetched over the whole pass, spread across the chunks' first token tiles
             const int64_t nn32 = n_rows - g - 32 < 32 ? n_rows - g - 32 : 32;
-            const uint8_t *next = wg + 32 * row_bytes;
-            const size_t next_bytes = size_t(nn32) * row_bytes;
-            const size_t half_bytes = size_t(kc32) * (8 * 64 + 64);
-            for (int64_t kb = 0; kb < nb; kb += kc32) {
-                const int64_t kc = nb - kb < kc32 ? nb - kb : kc32;
-                pack_group<T>(kc, wg + size_t(kb) * T::size, row_bytes, 16, pk, nullptr, 0);
-                pack_group<T>(kc, wg + 16 * row_bytes + size_t(kb) * T::size, row_bytes, 16, pk + half_bytes, nullptr, 0);
-                const size_t pf0 = next_bytes * size_t(kb) / size_t(nb) / 64 * 64;
-                const size_t pf1 = next_bytes * size_t(kb + kc) / size_t(nb);
-                const size_t pf_step = (pf1 - pf0) / size_t(kc) + 64;
-                for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile32) {
-                    const int tt = int(n_tok - t0 < kTokTile32 ? n_tok - t0 : kTokTile32);
-                    tile32_n<T, kTokTile32>(tt, kb, kc, nb, n, pk, pk + half_bytes, prep + t0 * prep_stride, prep_stride,
-                                            y + t0 * y_stride + g, y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
-                }
-            }
+            auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
+                pack_group<T>(kc, wg + size_t(kb) * T::size, row_bytes, 16, wa, nullptr, 0);
+                pack_group<T>(kc, wg + 16 * row_bytes + size_t(kb) * T::size, row_bytes, 16, wb, nullptr, 0);
+            };
+            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, wg + 32 * row_bytes,
+                      size_t(nn32) * row_bytes);
             g += 16; // the loop adds the other 16
             continue;
         }
@@ -575,6 +597,129 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
             const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
             tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, nv,
                                 wg + 16 * row_bytes, t0 == 0 ? size_t(nn) * row_bytes : 0);
+        }
+    }
+}
+
+// ---- Q4_0 repacked at load (type_traits::packed_layout kPackedQ4x16) ----
+// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x 256 B: block b's
+// nibbles at 256 b as 4 vectors of 64 B, dword r of vector v = row r's bytes 4v..4v+3] (nb_even = nb
+// rounded up to even, so the vectors and every group start 64-byte aligned). Vector v's low nibbles are
+// elements 4v..4v+3 of the 16 rows, its high nibbles elements 16+4v..16+4v+3: transpose_q4's output,
+// done once, in the file's own 18 bytes per 32 weights.
+constexpr uint32_t kPackedQ4x16 = 1;
+inline int64_t even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
+size_t q4x16_group_bytes(int64_t n) { return size_t(32 * even_blocks(n / 32) + 256 * (n / 32)); }
+
+void repack_q4x16(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    const size_t gb = q4x16_group_bytes(n);
+    for (int64_t g = 0; g < n_rows / 16; g++) {
+        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * even_blocks(nb);
+        std::memset(sc, 0, size_t(32 * even_blocks(nb)));
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *row = w + size_t(16 * g + r) * row_bytes;
+            for (int64_t ib = 0; ib < nb; ib++) {
+                const uint8_t *blk = row + size_t(ib) * sizeof(block_q4_0);
+                std::memcpy(sc + 32 * ib + 2 * r, blk, 2);
+                for (int v = 0; v < 4; v++) std::memcpy(qv + 256 * ib + 64 * v + 4 * r, blk + 2 + 4 * v, 4);
+            }
+        }
+    }
+}
+
+// The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 gives from the rows).
+inline void unpack_q4x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    #pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        const __m512i x = _mm512_load_si512(qv + 256 * ib + 64 * v);
+        out[v] = _mm512_and_si512(x, lo4);
+        out[v + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+    }
+}
+
+// decode_group over a packed group (all 16 rows valid): the same integer block sums and the same
+// per-block FMA as decode_group, without its gathers and transpose tree.
+void decode_group_q4x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
+                        size_t next_bytes) {
+    const uint8_t *sc = grp, *qv = grp + 32 * even_blocks(nb);
+    size_t pf = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        for (size_t e = pf + 288; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
+        __m512i q[8];
+        unpack_q4x16(qv, ib, q);
+        const int8_t *alo = a.q + act_lo<q4_traits>(ib, nb), *ahi = alo + act_hi<q4_traits>(ib, nb);
+        __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            int32_t l4, h4;
+            std::memcpy(&l4, alo + 4 * v, 4);
+            std::memcpy(&h4, ahi + 4 * v, 4);
+            s0 = _mm512_dpbusd_epi32(s0, q[v], _mm512_set1_epi32(l4));
+            s1 = _mm512_dpbusd_epi32(s1, q[v + 4], _mm512_set1_epi32(h4));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[ib])), acc);
+    }
+    _mm512_storeu_ps(y, acc);
+}
+
+// pack_group's work layout from a packed group's blocks [0, nb) (grp_sc / grp_qv point at block 0 of
+// the range; nb_all: the group's total blocks, for the scales' offset).
+void pack_group_q4x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
+    __m512i *q = reinterpret_cast<__m512i *>(work);
+    __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m512i v[8];
+        unpack_q4x16(qv, ib, v);
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
+        _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib))));
+    }
+}
+
+// gemm over packed Q4_0 groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
+void gemm_q4x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
+                size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    using T = q4_traits;
+    const int64_t nb = n / 32, ne = even_blocks(nb);
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
+    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
+    uint8_t *pk = align64(work);
+    const int64_t kc32 = chunk32_blocks(n);
+    for (int64_t g = 0; g < n_rows; g += 16) {
+        const uint8_t *grp = w + size_t(g / 16) * gb;
+        const size_t rest = size_t(n_rows - g - 16) / 16 * gb; // bytes of the groups after this one
+        if (!decode && n_rows - g >= 32 && kc32 > 0) {
+            const uint8_t *grp1 = grp + gb;
+            const size_t after1 = rest - gb; // n_rows - g >= 32: the second group exists
+            auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
+                pack_group_q4x16(kc, grp + 32 * kb, grp + 32 * ne + 256 * kb, wa);
+                pack_group_q4x16(kc, grp1 + 32 * kb, grp1 + 32 * ne + 256 * kb, wb);
+            };
+            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb,
+                      after1 < 2 * gb ? after1 : 2 * gb);
+            g += 16; // the loop adds the other 16
+            continue;
+        }
+        const uint8_t *next = grp + gb;
+        const size_t next_bytes = rest >= gb ? gb : rest;
+        if (decode) {
+            for (int64_t t = 0; t < n_tok; t++)
+                decode_group_q4x16(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
+                                   t == 0 ? next_bytes : 0);
+            continue;
+        }
+        pack_group_q4x16(nb, grp, grp + 32 * ne, pk);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+            const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
+            tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, 16,
+                                next, t0 == 0 ? next_bytes : 0);
         }
     }
 }
@@ -615,6 +760,10 @@ void fill_gemm_avx512_vnni(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<q4_traits>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = kPromptMinTokens;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep_decode = true;
+    k.traits[GPTNEOX_TYPE_Q4_0].packed_layout = kPackedQ4x16;
+    k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = q4x16_group_bytes;
+    k.traits[GPTNEOX_TYPE_Q4_0].repack = repack_q4x16;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm_q4x16;
 }
 
 } // namespace gptneox

@@ -55,6 +55,19 @@ struct type_traits {
     // The decode kernel reads gemm_prep's layout too: matmul preps every token whatever n_tok (work
     // still only from gemm_min_tokens on), and `act` is not read.
     bool gemm_prep_decode = false;
+
+    // Optional layout of whole 16-row groups that this path reads faster (weight.packed; the loader
+    // makes it once, see use_extra_bufts). packed_layout != 0 names it; a group of n columns takes
+    // packed_group_bytes(n) bytes; repack writes rows [0, n_rows) (n_rows % 16 == 0, rows row_bytes
+    // apart) as n_rows / 16 consecutive groups. gemm_packed is gemm over that layout: w = the group of
+    // the first row, row_bytes = the group stride, rows a multiple of 16 from a group's start; it gives
+    // results bit-identical to gemm on the original rows.
+    uint32_t packed_layout = 0;
+    size_t (*packed_group_bytes)(int64_t n) = nullptr;
+    void (*repack)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, uint8_t *out) = nullptr;
+    void (*gemm_packed)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act,
+                        size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok, float *y,
+                        size_t y_stride, void *work) = nullptr;
 };
 
 // Sizes of the gemm buffers (kernels/gemm-avx512.cpp's layouts).

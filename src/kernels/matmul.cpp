@@ -94,10 +94,17 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     auto vec_dot = tr.vec_dot;
     auto vec_dot_x4 = tr.vec_dot_x4;
     // rows [rb, re) against every token
+    // the weight's copy in this path's own layout, if the loader made one (rows in groups of 16; chunks of
+    // kGemmRows rows start on a group)
+    const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
     auto tile = [&](int64_t rb, int64_t re, int ith) {
-        if (use_gemm) {
+        void *wk = work_area ? work_area + size_t(ith) * work_bytes : nullptr;
+        if (packed) {
+            tr.gemm_packed(ne0, W.packed + size_t(rb / 16) * W.packed_group_bytes, W.packed_group_bytes, re - rb, act_q,
+                           act_stride, prep, prep_stride, n_tokens, y + rb, static_cast<size_t>(y_stride), wk);
+        } else if (use_gemm) {
             tr.gemm(ne0, wdata + rb * row_bytes, row_bytes, re - rb, act_q, act_stride, prep, prep_stride, n_tokens,
-                    y + rb, static_cast<size_t>(y_stride), work_area ? work_area + size_t(ith) * work_bytes : nullptr);
+                    y + rb, static_cast<size_t>(y_stride), wk);
         }
         for (int64_t tb = 0; !use_gemm && tb < n_tokens; tb += kTokenBlock) {
             const int64_t te = tb + kTokenBlock < n_tokens ? tb + kTokenBlock : n_tokens;

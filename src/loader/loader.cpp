@@ -291,6 +291,8 @@ std::unique_ptr<model> load_model(const std::string &path, const gptneox_model_p
                 progress(params, path, 0.5f + 0.5f * static_cast<float>(i + 1) / static_cast<float>(nt));
             }
         }
+        // (not with mlock: locking the mapping would fault the released pages back in, holding both)
+        if (params.use_extra_bufts && !params.use_mlock) repack_weights(*m, p);
         if (params.use_mlock && !m->file->mlock()) {
             log(GPTNEOX_LOG_LEVEL_WARN, "%s: mlock of %" PRIu64 " bytes failed: %s (continuing without it)\n", p,
                 m->file->file_size(), std::strerror(errno));

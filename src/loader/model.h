@@ -22,6 +22,11 @@ struct weight {
     size_t row_bytes = 0;     // bytes per row
     const void *data = nullptr;
     const char *name = "";    // the GGUF tensor name, for messages
+    // Optional copy in a kernel path's own layout (use_extra_bufts; owned by the model): packed_layout
+    // names it (type_traits::packed_layout), rows in groups of 16, packed_group_bytes apart.
+    const uint8_t *packed = nullptr;
+    uint32_t packed_layout = 0;
+    size_t packed_group_bytes = 0;
 };
 
 struct hparams {
@@ -52,8 +57,13 @@ struct layer_weights {
     weight down_b;                   // [n] f32
 };
 
+struct free_deleter {
+    void operator()(void *p) const;
+};
+
 struct model {
     std::unique_ptr<gguf_file> file; // owns the mapping every weight points into
+    std::vector<std::unique_ptr<uint8_t, free_deleter>> packed_mem; // weight.packed buffers
     hparams hp;
     weight tok_embd;                 // [n_vocab rows of n]
     std::vector<layer_weights> layers;
@@ -72,6 +82,8 @@ struct model {
 
 // Load a model; throws gptneox::error on any problem.
 std::unique_ptr<model> load_model(const std::string &path, const gptneox_model_params &params);
+// use_extra_bufts: give the matrices the best kernel path repacks their packed copies (repack.cpp).
+void repack_weights(model &m, const char *path);
 
 } // namespace gptneox
 

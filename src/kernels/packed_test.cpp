@@ -1,0 +1,94 @@
+// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts): on every kernel path
+// that has a packed layout, matmul over the packed copy gives exactly the bits of matmul over the rows in
+// place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
+// 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
+// 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "common/test-check.h"
+#include "kernels/kernels.h"
+#include "kernels/matmul.h"
+#include "loader/model.h"
+#include "threads/thread-pool.h"
+
+using namespace gptneox;
+using namespace gptneox_test;
+
+namespace {
+
+std::mt19937 rng(2468);
+
+// A random Q4_0 matrix: every nibble, scales of both signs.
+std::vector<uint8_t> rand_q4(int64_t n, int64_t rows) {
+    const int64_t nb = n / 32;
+    std::vector<uint8_t> w(size_t(nb * rows) * sizeof(block_q4_0));
+    for (auto &b : w) b = uint8_t(rng());
+    std::uniform_real_distribution<float> d(-0.05f, 0.05f);
+    for (int64_t i = 0; i < nb * rows; i++) {
+        const uint16_t h = fp32_to_fp16(d(rng));
+        std::memcpy(w.data() + size_t(i) * sizeof(block_q4_0), &h, 2);
+    }
+    return w;
+}
+
+void test_path(const kernels &k, thread_pool &pool) {
+    const type_traits &t = k.traits[GPTNEOX_TYPE_Q4_0];
+    for (int64_t n : {32, 96, 128, 2816 + 32, 2816}) {
+        for (int64_t rows : {16, 48, 64, 80, 96, 176, 368}) {
+            std::snprintf(g_ctx, sizeof g_ctx, "%s q4_0 n=%lld rows=%lld", gptneox_kernel_path_name(k.path),
+                          static_cast<long long>(n), static_cast<long long>(rows));
+            std::vector<uint8_t> w = rand_q4(n, rows);
+            const size_t gb = t.packed_group_bytes(n);
+            void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
+            t.repack(n, w.data(), size_t(n / 32) * sizeof(block_q4_0), rows, static_cast<uint8_t *>(mem));
+            weight W;
+            W.type = GPTNEOX_TYPE_Q4_0;
+            W.ne0 = n;
+            W.ne1 = rows;
+            W.row_bytes = size_t(n / 32) * sizeof(block_q4_0);
+            W.data = w.data();
+            W.name = "test";
+            weight P = W;
+            P.packed = static_cast<const uint8_t *>(mem);
+            P.packed_layout = t.packed_layout;
+            P.packed_group_bytes = gb;
+            std::normal_distribution<float> d(0.0f, 1.0f);
+            for (int64_t nt : {1, 2, 3, 5, 7, 12, 37}) {
+                std::vector<float> x(size_t(n * nt));
+                for (auto &v : x) v = d(rng);
+                for (int th : {1, 2}) {
+                    std::vector<float> y0(size_t(rows * nt)), y1(y0.size(), -1.0f);
+                    std::vector<uint8_t> s0, s1;
+                    matmul(k, pool, th, W, nullptr, x.data(), nt, n, y0.data(), rows, s0);
+                    matmul(k, pool, th, P, nullptr, x.data(), nt, n, y1.data(), rows, s1);
+                    check(std::memcmp(y0.data(), y1.data(), y0.size() * 4) == 0, "packed == in place, bit for bit",
+                          double(nt), th);
+                }
+            }
+            std::free(mem);
+        }
+    }
+}
+
+} // namespace
+
+int main() {
+    thread_pool pool(2);
+    for (enum gptneox_kernel_path p : {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512}) {
+        const kernels *k = get_kernels(p);
+        if (!k) {
+            std::printf("skip %s: not supported by this CPU\n", gptneox_kernel_path_name(p));
+            continue;
+        }
+        if (!k->traits[GPTNEOX_TYPE_Q4_0].packed_layout) {
+            std::printf("%s: no packed layout (reads rows in place)\n", gptneox_kernel_path_name(p));
+            continue;
+        }
+        test_path(*k, pool);
+    }
+    return report();
+}

@@ -1,0 +1,80 @@
+"""use_extra_bufts (gptneox_model_params, llama.h's option of the same name): Q4_0 matrices repacked at load
+for the AVX-512 VNNI kernels. The logits are bit-identical with and without it, on the path that reads the
+packed copy and on the other paths (which read the file's pages again, after the loader released them);
+the loader says what it repacked. src/kernels/packed_test.cpp checks the kernels themselves on odd shapes."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import Iterator, List
+
+import numpy as np
+import pytest
+
+from neox_cpp import _lib
+from neox_cpp.quantize import quantize_file
+
+
+def _packs_here() -> bool:
+    info = (_lib.gptneox_print_system_info() or b"").decode()
+    return "AVX512_VNNI = 1" in info and "kernels = avx512" in info
+
+
+@pytest.fixture(scope="module")
+def q4_path(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repack") / "tiny-q4_0.gguf"
+    quantize_file(tiny_gguf, out, "q4_0", progress=False)
+    return out
+
+
+@pytest.fixture
+def log_lines() -> Iterator[List[str]]:
+    lines: List[str] = []
+
+    @_lib.gptneox_log_callback
+    def cb(level: int, text: bytes, user_data: object) -> None:
+        lines.append(text.decode("utf-8", "replace"))
+
+    _lib.gptneox_log_set(cb, None)
+    try:
+        yield lines
+    finally:
+        _lib.gptneox_log_set(ctypes.cast(None, _lib.gptneox_log_callback), None)
+
+
+def _logits(model: _lib.Model, tokens: List[int], kernel_path: int) -> np.ndarray:
+    """Logits of every prompt position (one batch), then of 4 single-token steps."""
+    params = {"n_ctx": 128, "n_batch": 64, "n_threads": 2, "n_threads_batch": 2, "kernel_path": kernel_path}
+    with _lib.Context(model, **params) as c:
+        c.decode(tokens, logits_all=True)
+        rows = c.all_logits()
+        for t in (3, 1, 4, 1):
+            c.decode([t])
+            rows.append(c.logits(-1))
+        return np.array(rows, dtype=np.float32)
+
+
+PATHS = [_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KERNELS_AVX2]
+
+
+def test_same_logits_with_and_without_repacking(q4_path: Path, log_lines: List[str]) -> None:
+    tokens = [int(x) for x in np.random.default_rng(3).integers(0, 200, size=37)]
+    with _lib.Model(q4_path, use_extra_bufts=False) as plain:
+        assert not any("repacked" in s for s in log_lines)
+        ref = {p: _logits(plain, tokens, p) for p in PATHS if _lib.gptneox_kernel_path_name(p)}
+    with _lib.Model(q4_path) as packed:
+        said = [s for s in log_lines if "repacked" in s]
+        if _packs_here():
+            # qkv, out, up, down of 2 layers (the output matrix has 268 rows: not whole groups of 16)
+            assert len(said) == 1 and " 8 matrices " in said[0], said
+        else:
+            assert not said, said
+        for p, want in ref.items():
+            try:
+                got = _logits(packed, tokens, p)
+            except _lib.NeoxError:  # a path this CPU lacks
+                continue
+            np.testing.assert_array_equal(got, want, err_msg=f"kernel path {p}")
+    if not _packs_here():
+        pytest.skip("no AVX-512 VNNI: nothing is repacked on this CPU (the equality above is trivial)")
