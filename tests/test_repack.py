@@ -1,7 +1,8 @@
 """use_extra_bufts (gptneox_model_params, llama.h's option of the same name): Q4_0 matrices repacked at load
-for the AVX-512 VNNI kernels. The logits are bit-identical with and without it, on the path that reads the
-packed copy and on the other paths (which read the file's pages again, after the loader released them);
-the loader says what it repacked. src/kernels/packed_test.cpp checks the kernels themselves on odd shapes."""
+for the AVX-512 VNNI kernels (Q8_0 files are left in place: see fill_packed_q8_avx512). The logits are
+bit-identical with and without it, on the path that reads the packed copy and on the other paths (which
+read the file's pages again, after the loader released them); the loader says what it repacked.
+src/kernels/packed_test.cpp checks the kernels themselves on odd shapes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _packs_here() -> bool:
 
 
 @pytest.fixture(scope="module")
-def q4_path(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def q_path(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("repack") / "tiny-q4_0.gguf"
     quantize_file(tiny_gguf, out, "q4_0", progress=False)
     return out
@@ -58,12 +59,12 @@ def _logits(model: _lib.Model, tokens: List[int], kernel_path: int) -> np.ndarra
 PATHS = [_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KERNELS_AVX2]
 
 
-def test_same_logits_with_and_without_repacking(q4_path: Path, log_lines: List[str]) -> None:
+def test_same_logits_with_and_without_repacking(q_path: Path, log_lines: List[str]) -> None:
     tokens = [int(x) for x in np.random.default_rng(3).integers(0, 200, size=37)]
-    with _lib.Model(q4_path, use_extra_bufts=False) as plain:
+    with _lib.Model(q_path, use_extra_bufts=False) as plain:
         assert not any("repacked" in s for s in log_lines)
         ref = {p: _logits(plain, tokens, p) for p in PATHS if _lib.gptneox_kernel_path_name(p)}
-    with _lib.Model(q4_path) as packed:
+    with _lib.Model(q_path) as packed:
         said = [s for s in log_lines if "repacked" in s]
         if _packs_here():
             # qkv, out, up, down of 2 layers (the output matrix has 268 rows: not whole groups of 16)

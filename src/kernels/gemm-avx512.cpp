@@ -601,58 +601,79 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     }
 }
 
-// ---- Q4_0 repacked at load (type_traits::packed_layout kPackedQ4x16) ----
-// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x 256 B: block b's
-// nibbles at 256 b as 4 vectors of 64 B, dword r of vector v = row r's bytes 4v..4v+3] (nb_even = nb
-// rounded up to even, so the vectors and every group start 64-byte aligned). Vector v's low nibbles are
-// elements 4v..4v+3 of the 16 rows, its high nibbles elements 16+4v..16+4v+3: transpose_q4's output,
-// done once, in the file's own 18 bytes per 32 weights.
-constexpr uint32_t kPackedQ4x16 = 1;
+// ---- Q4_0 / Q8_0 repacked at load (type_traits::packed_layout kPackedQ4x16 / kPackedQ8x16) ----
+// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x Q bytes: block b's
+// weights at Q b as 64-byte vectors, dword r of vector v = row r's quant bytes 4v..4v+3] (nb_even = nb
+// rounded up to even, so the vectors and every group start 64-byte aligned; the same bytes per weight as
+// the file). Q4_0 (Q = 256, 4 vectors): low nibbles of vector v are elements 4v..4v+3 of the 16 rows,
+// high nibbles elements 16+4v..16+4v+3. Q8_0 (Q = 512, 8 vectors): vector v is elements 4v..4v+3, made
+// unsigned (sign bit flipped) as the kernels read them. Either way: transpose_q4 / transpose_q8's output,
+// done once.
+constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
+template <typename T> constexpr bool is_q4() { return T::size == sizeof(block_q4_0); }
+template <typename T> constexpr size_t x16_qbytes() { return is_q4<T>() ? 256 : 512; }
 inline int64_t even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
-size_t q4x16_group_bytes(int64_t n) { return size_t(32 * even_blocks(n / 32) + 256 * (n / 32)); }
+template <typename T> size_t x16_group_bytes(int64_t n) {
+    return size_t(32 * even_blocks(n / 32)) + x16_qbytes<T>() * size_t(n / 32);
+}
 
-void repack_q4x16(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    constexpr int kVec = int(x16_qbytes<T>() / 64);
     const int64_t nb = n / 32;
     const uint8_t *w = static_cast<const uint8_t *>(wv);
-    const size_t gb = q4x16_group_bytes(n);
+    const size_t gb = x16_group_bytes<T>(n);
     for (int64_t g = 0; g < n_rows / 16; g++) {
         uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * even_blocks(nb);
         std::memset(sc, 0, size_t(32 * even_blocks(nb)));
         for (int r = 0; r < 16; r++) {
             const uint8_t *row = w + size_t(16 * g + r) * row_bytes;
             for (int64_t ib = 0; ib < nb; ib++) {
-                const uint8_t *blk = row + size_t(ib) * sizeof(block_q4_0);
+                const uint8_t *blk = row + size_t(ib) * T::size;
                 std::memcpy(sc + 32 * ib + 2 * r, blk, 2);
-                for (int v = 0; v < 4; v++) std::memcpy(qv + 256 * ib + 64 * v + 4 * r, blk + 2 + 4 * v, 4);
+                for (int v = 0; v < kVec; v++) {
+                    uint8_t *dst = qv + x16_qbytes<T>() * size_t(ib) + 64 * v + 4 * r;
+                    std::memcpy(dst, blk + 2 + 4 * v, 4);
+                    if constexpr (!is_q4<T>())
+                        for (int e = 0; e < 4; e++) dst[e] ^= 0x80;
+                }
             }
         }
     }
 }
 
-// The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 gives from the rows).
-inline void unpack_q4x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
-    #pragma GCC unroll 4
-    for (int v = 0; v < 4; v++) {
-        const __m512i x = _mm512_load_si512(qv + 256 * ib + 64 * v);
-        out[v] = _mm512_and_si512(x, lo4);
-        out[v + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+// The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 / transpose_q8 give).
+template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
+    const uint8_t *p = qv + x16_qbytes<T>() * size_t(ib);
+    if constexpr (is_q4<T>()) {
+        const __m512i lo4 = _mm512_set1_epi8(0x0F);
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            const __m512i x = _mm512_load_si512(p + 64 * v);
+            out[v] = _mm512_and_si512(x, lo4);
+            out[v + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+        }
+    } else {
+        #pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) out[v] = _mm512_load_si512(p + 64 * v);
     }
 }
 
 // decode_group over a packed group (all 16 rows valid): the same integer block sums and the same
-// per-block FMA as decode_group, without its gathers and transpose tree.
-void decode_group_q4x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
-                        size_t next_bytes) {
+// per-block FMA as decode_group, without its gathers and transpose tree. Vector c < 4 meets the token's
+// elements 4c..4c+3 of the block, c >= 4 elements 16+4(c-4).. (act_lo / act_hi: both types' prep order).
+template <typename T>
+void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
+                      size_t next_bytes) {
     const uint8_t *sc = grp, *qv = grp + 32 * even_blocks(nb);
+    const size_t pf_step = 32 + x16_qbytes<T>();
     size_t pf = 0;
     __m512 acc = _mm512_setzero_ps();
     for (int64_t ib = 0; ib < nb; ib++) {
-        for (size_t e = pf + 288; pf < e && pf < next_bytes; pf += 64)
+        for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
             _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
         __m512i q[8];
-        unpack_q4x16(qv, ib, q);
-        const int8_t *alo = a.q + act_lo<q4_traits>(ib, nb), *ahi = alo + act_hi<q4_traits>(ib, nb);
+        unpack_x16<T>(qv, ib, q);
+        const int8_t *alo = a.q + act_lo<T>(ib, nb), *ahi = alo + act_hi<T>(ib, nb);
         __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
         #pragma GCC unroll 4
         for (int v = 0; v < 4; v++) {
@@ -668,39 +689,39 @@ void decode_group_q4x16(int64_t nb, const uint8_t *grp, const act_row &a, float 
     _mm512_storeu_ps(y, acc);
 }
 
-// pack_group's work layout from a packed group's blocks [0, nb) (grp_sc / grp_qv point at block 0 of
-// the range; nb_all: the group's total blocks, for the scales' offset).
-void pack_group_q4x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
+// pack_group's work layout from nb blocks of a packed group (sc / qv: the scales and weights of the
+// range's first block).
+template <typename T> void pack_group_x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
     __m512i *q = reinterpret_cast<__m512i *>(work);
     __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
     for (int64_t ib = 0; ib < nb; ib++) {
         __m512i v[8];
-        unpack_q4x16(qv, ib, v);
+        unpack_x16<T>(qv, ib, v);
         #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
         _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib))));
     }
 }
 
-// gemm over packed Q4_0 groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
-void gemm_q4x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
-                size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
-    using T = q4_traits;
+// gemm over packed groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
+template <typename T>
+void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
+              size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    constexpr size_t Q = x16_qbytes<T>();
     const int64_t nb = n / 32, ne = even_blocks(nb);
-    const uint8_t *w = static_cast<const uint8_t *>(wv);
     const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
-    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
     uint8_t *pk = align64(work);
     const int64_t kc32 = chunk32_blocks(n);
+    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
     for (int64_t g = 0; g < n_rows; g += 16) {
-        const uint8_t *grp = w + size_t(g / 16) * gb;
+        const uint8_t *grp = static_cast<const uint8_t *>(wv) + size_t(g / 16) * gb;
         const size_t rest = size_t(n_rows - g - 16) / 16 * gb; // bytes of the groups after this one
         if (!decode && n_rows - g >= 32 && kc32 > 0) {
             const uint8_t *grp1 = grp + gb;
             const size_t after1 = rest - gb; // n_rows - g >= 32: the second group exists
             auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
-                pack_group_q4x16(kc, grp + 32 * kb, grp + 32 * ne + 256 * kb, wa);
-                pack_group_q4x16(kc, grp1 + 32 * kb, grp1 + 32 * ne + 256 * kb, wb);
+                pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
+                pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
             };
             pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb,
                       after1 < 2 * gb ? after1 : 2 * gb);
@@ -711,11 +732,11 @@ void gemm_q4x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void
         const size_t next_bytes = rest >= gb ? gb : rest;
         if (decode) {
             for (int64_t t = 0; t < n_tok; t++)
-                decode_group_q4x16(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
-                                   t == 0 ? next_bytes : 0);
+                decode_group_x16<T>(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
+                                    t == 0 ? next_bytes : 0);
             continue;
         }
-        pack_group_q4x16(nb, grp, grp + 32 * ne, pk);
+        pack_group_x16<T>(nb, grp, grp + 32 * ne, pk);
         for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
             const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
             tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, 16,
@@ -760,10 +781,19 @@ void fill_gemm_avx512_vnni(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<q4_traits>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = kPromptMinTokens;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep_decode = true;
+    // Q8_0 is not repacked by default: see fill_packed_q8_avx512.
     k.traits[GPTNEOX_TYPE_Q4_0].packed_layout = kPackedQ4x16;
-    k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = q4x16_group_bytes;
-    k.traits[GPTNEOX_TYPE_Q4_0].repack = repack_q4x16;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm_q4x16;
+    k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = x16_group_bytes<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].repack = repack_x16<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm_x16<q4_traits>;
+}
+
+void fill_packed_q8_avx512(kernels &k) {
+    type_traits &t = k.traits[GPTNEOX_TYPE_Q8_0];
+    t.packed_layout = kPackedQ8x16;
+    t.packed_group_bytes = x16_group_bytes<q8_traits>;
+    t.repack = repack_x16<q8_traits>;
+    t.gemm_packed = gemm_x16<q8_traits>;
 }
 
 } // namespace gptneox

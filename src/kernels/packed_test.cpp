@@ -1,4 +1,4 @@
-// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts): on every kernel path
+// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts), Q4_0 and Q8_0: on every kernel path
 // that has a packed layout, matmul over the packed copy gives exactly the bits of matmul over the rows in
 // place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
 // 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/test-check.h"
+#include "kernels/kernels-impl.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "loader/model.h"
@@ -22,34 +23,41 @@ namespace {
 
 std::mt19937 rng(2468);
 
-// A random Q4_0 matrix: every nibble, scales of both signs.
-std::vector<uint8_t> rand_q4(int64_t n, int64_t rows) {
+// A random Q4_0 / Q8_0 matrix: every nibble / byte (-128 included), scales of both signs.
+std::vector<uint8_t> rand_quant(uint32_t type, int64_t n, int64_t rows) {
+    const size_t bs = type == GPTNEOX_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const int64_t nb = n / 32;
-    std::vector<uint8_t> w(size_t(nb * rows) * sizeof(block_q4_0));
+    std::vector<uint8_t> w(size_t(nb * rows) * bs);
     for (auto &b : w) b = uint8_t(rng());
     std::uniform_real_distribution<float> d(-0.05f, 0.05f);
     for (int64_t i = 0; i < nb * rows; i++) {
         const uint16_t h = fp32_to_fp16(d(rng));
-        std::memcpy(w.data() + size_t(i) * sizeof(block_q4_0), &h, 2);
+        std::memcpy(w.data() + size_t(i) * bs, &h, 2);
     }
     return w;
 }
 
-void test_path(const kernels &k, thread_pool &pool) {
-    const type_traits &t = k.traits[GPTNEOX_TYPE_Q4_0];
+void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
+    const type_traits &t = k.traits[type];
+    const char *tname = type == GPTNEOX_TYPE_Q4_0 ? "q4_0" : "q8_0";
+    if (!t.packed_layout) {
+        std::printf("%s %s: no packed layout (reads rows in place)\n", gptneox_kernel_path_name(k.path), tname);
+        return;
+    }
     for (int64_t n : {32, 96, 128, 2816 + 32, 2816}) {
         for (int64_t rows : {16, 48, 64, 80, 96, 176, 368}) {
-            std::snprintf(g_ctx, sizeof g_ctx, "%s q4_0 n=%lld rows=%lld", gptneox_kernel_path_name(k.path),
+            std::snprintf(g_ctx, sizeof g_ctx, "%s %s n=%lld rows=%lld", gptneox_kernel_path_name(k.path), tname,
                           static_cast<long long>(n), static_cast<long long>(rows));
-            std::vector<uint8_t> w = rand_q4(n, rows);
+            std::vector<uint8_t> w = rand_quant(type, n, rows);
+            const size_t rb = w.size() / size_t(rows);
             const size_t gb = t.packed_group_bytes(n);
             void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
-            t.repack(n, w.data(), size_t(n / 32) * sizeof(block_q4_0), rows, static_cast<uint8_t *>(mem));
+            t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
             weight W;
-            W.type = GPTNEOX_TYPE_Q4_0;
+            W.type = type;
             W.ne0 = n;
             W.ne1 = rows;
-            W.row_bytes = size_t(n / 32) * sizeof(block_q4_0);
+            W.row_bytes = rb;
             W.data = w.data();
             W.name = "test";
             weight P = W;
@@ -84,11 +92,13 @@ int main() {
             std::printf("skip %s: not supported by this CPU\n", gptneox_kernel_path_name(p));
             continue;
         }
-        if (!k->traits[GPTNEOX_TYPE_Q4_0].packed_layout) {
-            std::printf("%s: no packed layout (reads rows in place)\n", gptneox_kernel_path_name(p));
-            continue;
+        test_type(*k, pool, GPTNEOX_TYPE_Q4_0);
+        test_type(*k, pool, GPTNEOX_TYPE_Q8_0);
+        if (p == GPTNEOX_KERNELS_AVX512 && k->traits[GPTNEOX_TYPE_Q4_0].packed_layout) {
+            static kernels with_q8 = *k; // the Q8_0 layout too (not dispatched, see kernels-impl.h)
+            fill_packed_q8_avx512(with_q8);
+            test_type(with_q8, pool, GPTNEOX_TYPE_Q8_0);
         }
-        test_path(*k, pool);
     }
     return report();
 }
