@@ -9,6 +9,7 @@
 // Internal linkage only, no std:: templates (see kernels-avx2.cpp).
 #include <immintrin.h>
 
+#include "kernels/attention-groups.h"
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -86,25 +87,6 @@ inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
     }
 }
 
-// Start loading the next group's rows (key rows are far apart: the hardware prefetcher does not see
-// the pattern, and the block's FMAs on the current group hide the latency).
-inline void prefetch_group(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
-    for (int m = 0; m < kG && g + m < k1; m++) {
-        const char *row = reinterpret_cast<const char *>(base + size_t(g + m) * stride);
-        for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
-    }
-}
-
-inline uint32_t group_vis(const attn_block_args &a, int64_t g, uint32_t qmask, uint32_t *w) {
-    uint32_t any = 0;
-    for (int m = 0; m < kG; m++) {
-        const int64_t j = g + m;
-        w[m] = j >= a.k0 && j < a.k1 ? a.vis[j] & qmask : 0;
-        any |= w[m];
-    }
-    return any;
-}
-
 template <int NC>
 inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, const float *vb, int64_t hdp, int64_t c0,
                         float *O) {
@@ -138,8 +120,9 @@ inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, co
 void attn_block_f16(const attn_block_args &a) {
     const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
-    const uint32_t qmask = nq >= 32 ? ~uint32_t(0) : (uint32_t(1) << nq) - 1;
-    const int64_t g0 = a.k0 & ~int64_t(kG - 1), g1 = a.k1 <= a.k0 ? g0 : (a.k1 + kG - 1) & ~int64_t(kG - 1);
+    const uint32_t qmask = attn_groups::query_mask(nq);
+    int64_t g0, g1;
+    attn_groups::range<kG>(a, &g0, &g1);
     const size_t ns = size_t(g1 - g0);
     // 64-byte aligned pieces: [16][hdp] converted rows (8 used), [nq4][hdp] outputs, [nq][ns] scores
     const int64_t hda = (hd + 15) & ~int64_t(15);
@@ -155,14 +138,14 @@ void attn_block_f16(const attn_block_args &a) {
     // ---- scores
     for (int64_t g = g0; g < g1; g += kG) {
         float *Sg = S + (g - g0);
-        const uint32_t any = group_vis(a, g, qmask, w);
+        const uint32_t any = attn_groups::visibility<kG>(a, g, qmask, w);
         if (!any) {
             for (int i = 0; i < nq; i++) _mm256_store_ps(Sg + i * ns, ninf);
             continue;
         }
         for (int m = 0; m < kG; m++)
             if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hda);
-        prefetch_group(a.k, a.k_stride, g + kG, a.k1, hd);
+        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
         const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
         for (int i = 0; i < nq; i++) {
             const __m256i bit = _mm256_set1_epi32(int(uint32_t(1) << i));
@@ -209,11 +192,11 @@ void attn_block_f16(const attn_block_args &a) {
     // ---- values
     for (int64_t e = 0; e < int64_t(nq4) * hda; e += 8) _mm256_store_ps(O + e, _mm256_setzero_ps());
     for (int64_t g = g0; g < g1; g += kG) {
-        const uint32_t any = group_vis(a, g, qmask, w);
+        const uint32_t any = attn_groups::visibility<kG>(a, g, qmask, w);
         if (!any) continue;
         for (int m = 0; m < kG; m++)
             if (w[m]) convert_row(a.v + size_t(g + m) * a.v_stride, hd, kv + m * hda);
-        prefetch_group(a.v, a.v_stride, g + kG, a.k1, hd);
+        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
         for (int i0 = 0; i0 < nq; i0 += 4) {
             if (!((any >> i0) & 0xF)) continue;
             const float *P = S + i0 * ns + (g - g0);

@@ -1,0 +1,47 @@
+// The ISA-independent bookkeeping of the blocked attention kernels (attention-avx2.cpp: groups of 8 keys,
+// attention-avx512.cpp: 16): a block's keys are walked in groups of G aligned to key 0.
+#pragma once
+
+#include <xmmintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace gptneox {
+namespace attn_groups {
+
+// Start loading a group's rows (key rows are far apart: the hardware prefetcher does not see the
+// pattern, and the block's FMAs on the current group hide the latency).
+template <int G>
+inline void prefetch(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
+    for (int m = 0; m < G && g + m < k1; m++) {
+        const char *row = reinterpret_cast<const char *>(base + size_t(g + m) * stride);
+        for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    }
+}
+
+// The visibility words of group [g, g + G) for the queries in qmask (0 outside [k0, k1)); returns their union.
+template <int G>
+inline uint32_t visibility(const attn_block_args &a, int64_t g, uint32_t qmask, uint32_t *w) {
+    uint32_t any = 0;
+    for (int m = 0; m < G; m++) {
+        const int64_t j = g + m;
+        w[m] = j >= a.k0 && j < a.k1 ? a.vis[j] & qmask : 0;
+        any |= w[m];
+    }
+    return any;
+}
+
+// Bit i set for each of the block's n_q queries.
+inline uint32_t query_mask(int n_q) { return n_q >= 32 ? ~uint32_t(0) : (uint32_t(1) << n_q) - 1; }
+
+// The block's keys [k0, k1) rounded out to whole groups: [*g0, *g1).
+template <int G> inline void range(const attn_block_args &a, int64_t *g0, int64_t *g1) {
+    *g0 = a.k0 & ~int64_t(G - 1);
+    *g1 = a.k1 <= a.k0 ? *g0 : (a.k1 + G - 1) & ~int64_t(G - 1);
+}
+
+} // namespace attn_groups
+} // namespace gptneox
