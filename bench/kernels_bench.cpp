@@ -73,13 +73,7 @@ int main(int argc, char **argv) {
         size_t row_bytes = ne0 / tr.blck * tr.type_size;
         std::vector<uint8_t> wq(row_bytes * ne1);
         for (int64_t r = 0; r < ne1; r++) tr.from_float(wf.data() + r * ne0, wq.data() + r * row_bytes, ne0);
-        weight W;
-        W.type = type;
-        W.ne0 = ne0;
-        W.ne1 = ne1;
-        W.row_bytes = row_bytes;
-        W.data = wq.data();
-        W.name = "bench";
+        const weight W = weight::rows(type, ne0, ne1, row_bytes, wq.data(), "bench");
         for (auto path : {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512}) {
             const kernels *k = get_kernels(path);
             const char *pname = path == GPTNEOX_KERNELS_SCALAR ? "scalar" : path == GPTNEOX_KERNELS_AVX2 ? "avx2" : "avx512";

@@ -188,12 +188,7 @@ void test_matmul_batches(const kernels &k, const kernels &ref, thread_pool &pool
                               static_cast<long long>(ne1));
                 const size_t row_bytes = size_t(ne0 / 32) * ref.traits[t].type_size;
                 std::vector<uint8_t> wbuf = make_weights(ref, t, ne0, ne1, row_bytes, 0);
-                weight W;
-                W.type = t;
-                W.ne0 = ne0;
-                W.ne1 = ne1;
-                W.row_bytes = row_bytes;
-                W.data = wbuf.data();
+                const weight W = weight::rows(t, ne0, ne1, row_bytes, wbuf.data());
                 const int64_t max_tok = 37;
                 std::vector<float> x(size_t(max_tok * ne0));
                 for (auto &v : x) v = urand(-1.0f, 1.0f);

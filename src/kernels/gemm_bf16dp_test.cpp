@@ -93,13 +93,7 @@ void test_matmul(const kernels &k, thread_pool &pool) {
     const int64_t n = 2816 + 7 * 2, rows = 133, nt = 9;
     std::vector<uint16_t> w(size_t(n * rows));
     for (auto &v : w) v = rand_bf16(0.05f);
-    weight W;
-    W.type = GPTNEOX_TYPE_BF16;
-    W.ne0 = n;
-    W.ne1 = rows;
-    W.row_bytes = size_t(n) * 2;
-    W.data = w.data();
-    W.name = "test";
+    const weight W = weight::rows(GPTNEOX_TYPE_BF16, n, rows, size_t(n) * 2, w.data());
     std::vector<float> x(size_t(n * nt));
     std::normal_distribution<float> d(0.0f, 1.0f);
     for (auto &v : x) v = d(rng);

@@ -111,13 +111,7 @@ void test_matmul_uses_gemm(const kernels &k, thread_pool &pool, uint32_t type) {
     std::vector<uint16_t> wh(static_cast<size_t>(n * rows));
     std::vector<float> v = rand_vec(wh.size(), 1.0f);
     k.traits[type].from_float(v.data(), wh.data(), static_cast<int64_t>(wh.size()));
-    weight W;
-    W.type = type;
-    W.ne0 = n;
-    W.ne1 = rows;
-    W.row_bytes = static_cast<size_t>(n) * 2;
-    W.data = wh.data();
-    W.name = "test";
+    const weight W = weight::rows(type, n, rows, static_cast<size_t>(n) * 2, wh.data());
     std::vector<float> x = rand_vec(static_cast<size_t>(n * nt), 1.0f), y1(static_cast<size_t>(rows * nt)), y2(y1.size());
     std::vector<uint8_t> scratch;
     matmul(k, pool, 2, W, nullptr, x.data(), nt, n, y1.data(), rows, scratch);

@@ -298,14 +298,7 @@ weight rand_weight(const kernels &ref, uint32_t t, int64_t ne0, int64_t ne1, std
         std::vector<uint8_t> r = rand_weight_row(ref, t, ne0);
         std::memcpy(buf.data() + o * rb, r.data(), r.size());
     }
-    weight W;
-    W.type = t;
-    W.ne0 = ne0;
-    W.ne1 = ne1;
-    W.row_bytes = rb;
-    W.data = buf.data();
-    W.name = "test";
-    return W;
+    return weight::rows(t, ne0, ne1, rb, buf.data());
 }
 
 // Activation row in t's vec_dot_type, plus its float values.
@@ -561,15 +554,10 @@ void test_matmul(const kernels &k, const kernels &ref, thread_pool &pool) {
     const uint8_t *p = scratch.data();
     size_t cap = scratch.size();
     {
-        weight W;
         std::vector<float> x = rand_vec(64);
         std::vector<uint8_t> wq(row_size(ref.traits[GPTNEOX_TYPE_Q8_0], 64) * 2);
         ref.traits[GPTNEOX_TYPE_Q8_0].from_float(rand_vec(128).data(), wq.data(), 128);
-        W.type = GPTNEOX_TYPE_Q8_0;
-        W.ne0 = 64;
-        W.ne1 = 2;
-        W.row_bytes = row_size(ref.traits[GPTNEOX_TYPE_Q8_0], 64);
-        W.data = wq.data();
+        weight W = weight::rows(GPTNEOX_TYPE_Q8_0, 64, 2, row_size(ref.traits[GPTNEOX_TYPE_Q8_0], 64), wq.data());
         float y[2];
         matmul(k, pool, 2, W, nullptr, x.data(), 1, 64, y, 2, scratch);
         check(scratch.data() == p && scratch.size() == cap, "scratch reused");

@@ -53,13 +53,7 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
             const size_t gb = t.packed_group_bytes(n);
             void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
             t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
-            weight W;
-            W.type = type;
-            W.ne0 = n;
-            W.ne1 = rows;
-            W.row_bytes = rb;
-            W.data = w.data();
-            W.name = "test";
+            const weight W = weight::rows(type, n, rows, rb, w.data());
             weight P = W;
             P.packed = static_cast<const uint8_t *>(mem);
             P.packed_layout = t.packed_layout;

@@ -27,6 +27,20 @@ struct weight {
     const uint8_t *packed = nullptr;
     uint32_t packed_layout = 0;
     size_t packed_group_bytes = 0;
+
+    // A matrix over rows that already exist (the caller keeps them alive): ne1 rows of ne0 elements of
+    // `type`, row_bytes apart.
+    static weight rows(uint32_t type, int64_t ne0, int64_t ne1, size_t row_bytes, const void *data,
+                       const char *name = "test") {
+        weight w;
+        w.type = type;
+        w.ne0 = ne0;
+        w.ne1 = ne1;
+        w.row_bytes = row_bytes;
+        w.data = data;
+        w.name = name;
+        return w;
+    }
 };
 
 struct hparams {
