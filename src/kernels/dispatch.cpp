@@ -27,7 +27,10 @@ kernels build(enum gptneox_kernel_path path) {
     } else if (path == GPTNEOX_KERNELS_AVX512) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);
-        if (f.avx512vnni) fill_gemm_avx512_vnni(k);
+        if (f.avx512vnni) {
+            fill_gemm_avx512_vnni(k);
+            fill_packed_avx512_vnni(k);
+        }
         fill_attention_avx512(k);
         fill_gelu_avx512(k);
         fill_gemm_f16_avx512(k);

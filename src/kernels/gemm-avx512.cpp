@@ -1,17 +1,6 @@
 // Blocked Q8_0 / Q4_0 products for AVX-512 with VNNI (the `gemm` entries of kernels.h), compiled with
 // the AVX-512 flags and reached only through dispatch.cpp when the CPU has AVX512-VNNI.
 //
-// Both kernels give every output the same arithmetic, so a token's result does not depend on how many
-// tokens were multiplied together (prompt vs decode, ubatch size):
-//   for each block b in order:  acc = fma(float(isum_b), dw_b * dy_b, acc)
-// where isum_b is the exact integer dot of weight block b and activation block b (|isum| < 2^24, so
-// its float is exact) and dw_b * dy_b the f32 product of the two f16 scales.
-//
-// Every token is first put in gemm_prep's layout (once per token and matmul, whatever the batch):
-// its signed activation bytes (Q4_0: four blocks at a time as [elements 0-15 of blocks b..b+3 |
-// 16-31 of blocks b..b+3], so the decode kernel loads them as two vectors), the f32 block scales and
-// the block corrections -c * sum(a) (c = 128 for Q8_0 weights made unsigned by flipping the sign bit,
-// 8 for Q4_0 nibbles 0..15 taken as they are): sum(u * a) + corr is the exact block dot.
 // Decode (few tokens): 16 weight rows at a time, read in place; per row one VPDPBUSD of a pair of
 // blocks gives 16 int32 partial sums, and an in-lane transpose-add tree turns the 16 rows' partials
 // into block sums, one row per lane, so the correction and the scale FMA are done for 16 rows at
@@ -27,44 +16,15 @@
 // time, so the two fit in gemm_work_bytes), and each activation broadcast feeds two VPDPBUSDs (one per
 // half) for 6 tokens at a time -- fewer loads per multiply-add. A later K chunk resumes from the f32
 // results the previous one stored, so every output still sees exactly the per-block FMA sequence above.
-// Q4_0 repacked at load (use_extra_bufts, gemm_q4x16): the file's nibbles already transposed into VNNI
-// order, 16 rows per group, so decode is one AND / shift + AND and two VPDPBUSDs per 64 bytes (no gathers,
-// no tree) and the prompt kernels' packing is a copy; the same exact block sums and FMA sequence.
-#include <immintrin.h>
+// The arithmetic every output follows and the prep row layout: gemm-vnni.h. Rows repacked at load
+// (use_extra_bufts) are gemm-packed-avx512.cpp's.
 
-#include <cstring>
-
-#pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// -O2 does not unroll loops, and a rolled loop over a register tile keeps the tile in memory: the
-// small fixed loops below carry unroll pragmas.
-
-#include "kernels/kernels-impl.h"
+#include "kernels/gemm-vnni.h"
 
 namespace gptneox {
 namespace {
 
-constexpr int kTokTile = 8;          // tokens per register tile of the prompt kernel (16 rows)
-constexpr int kTokTile32 = 6;        // tokens per register tile of the 32-row kernel
-constexpr int64_t kPromptMinTokens = 2; // fewer tokens: the decode kernel (rows read in place)
-// Decode reads 16 rows side by side, more streams than the hardware prefetchers follow well, so while
-// it works on one group of rows it prefetches the next group front to back, at the pace it consumes.
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline __m512i load2(const void *p0, const void *p1) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i *>(p0))),
-                              _mm256_loadu_si256(static_cast<const __m256i *>(p1)), 1);
-}
-
-struct q8_traits {
-    using block = block_q8_0;
-    static constexpr size_t size = sizeof(block_q8_0);
-};
-struct q4_traits {
-    using block = block_q4_0;
-    static constexpr size_t size = sizeof(block_q4_0);
-};
+using namespace vnni;
 
 // ---- decode: rows in place ----
 
@@ -119,38 +79,6 @@ template <> inline __m512i row_pair<q4_traits>(const uint8_t *p, size_t d1, __m5
 template <typename T> inline __m512i pair_act(__m512i av) {
     if constexpr (T::size == sizeof(block_q4_0)) return _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 4, 5, 2, 3, 6, 7), av);
     return av;
-}
-template <typename T> constexpr int32_t offset_factor() { return T::size == sizeof(block_q4_0) ? 8 : 128; }
-
-// One token's gemm_prep row: n activation bytes (in the type's order, see act_lo), then nb f32 scales,
-// then nb int32 corrections.
-struct act_row {
-    const int8_t *q;
-    const float *d;
-    const int32_t *corr;
-};
-inline act_row act_of(const uint8_t *prep, int64_t n) {
-    const int64_t nb = n / 32;
-    return {reinterpret_cast<const int8_t *>(prep), reinterpret_cast<const float *>(prep + n),
-            reinterpret_cast<const int32_t *>(prep + n + 4 * nb)};
-}
-// Byte offset of block ib's elements 0-15 in the prep row; elements 16-31 follow at act_hi. Q8_0: the
-// blocks in order. Q4_0: whole groups of four blocks as [0-15 of b..b+3 | 16-31 of b..b+3], the last
-// nb % 4 blocks in order.
-template <typename T> inline int64_t act_lo(int64_t ib, int64_t nb) {
-    if constexpr (T::size == sizeof(block_q4_0)) {
-        if (ib < (nb & ~int64_t(3))) return (ib & ~int64_t(3)) * 32 + (ib & 3) * 16;
-    }
-    (void)nb;
-    return ib * 32;
-}
-template <typename T> inline int64_t act_hi(int64_t ib, int64_t nb) {
-    if constexpr (T::size == sizeof(block_q4_0)) {
-        if (ib < (nb & ~int64_t(3))) return 64;
-    }
-    (void)ib;
-    (void)nb;
-    return 16;
 }
 
 // Q4_0 decode, four blocks at a time. One row's blocks b..b+3 are 72 contiguous bytes; one vpermt2w
@@ -305,66 +233,6 @@ void decode_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, const 
 
 // ---- prompt: repacked rows ----
 
-// Rows 0-15 of the group (a short group repeats its last row): pointers to their block ib.
-// The 16 x 8 dword transposes use in-lane unpacks and one 128-bit lane shuffle per output.
-inline void transpose_q8(const uint8_t *const *rp, __m512i out[8]) {
-    // z[i] = [row i | row i+4] (i < 4), z[4+i] = [row 8+i | row 12+i]: the lane order that makes the
-    // last shuffle put rows 0..15 in lanes 0..15
-    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    __m512i z[8];
-    #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        z[i] = _mm512_xor_si512(load2(rp[i] + 2, rp[i + 4] + 2), flip);
-        z[4 + i] = _mm512_xor_si512(load2(rp[8 + i] + 2, rp[12 + i] + 2), flip);
-    }
-    __m512i t[8], u[8];
-    #pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        const __m512i *r = z + 4 * h;
-        __m512i *tt = t + 4 * h;
-        tt[0] = _mm512_unpacklo_epi32(r[0], r[1]); // d0 d4 of rows 0,1 (per 128-bit lane)
-        tt[1] = _mm512_unpackhi_epi32(r[0], r[1]); // d2 d6
-        tt[2] = _mm512_unpacklo_epi32(r[2], r[3]);
-        tt[3] = _mm512_unpackhi_epi32(r[2], r[3]);
-        __m512i *uu = u + 4 * h;
-        uu[0] = _mm512_unpacklo_epi64(tt[0], tt[2]); // dword 0 (lanes 0, 2) / 4 (lanes 1, 3) of 4 rows
-        uu[1] = _mm512_unpackhi_epi64(tt[0], tt[2]); // 1 / 5
-        uu[2] = _mm512_unpacklo_epi64(tt[1], tt[3]); // 2 / 6
-        uu[3] = _mm512_unpackhi_epi64(tt[1], tt[3]); // 3 / 7
-    }
-    #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) {
-        out[c] = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
-        out[c + 4] = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
-    }
-}
-
-// Q4_0: 16 bytes of nibbles per row; g[k] = [row k | row k+4 | row k+8 | row k+12], low nibbles give
-// elements 0-15 (dwords 0-3), high nibbles elements 16-31 (dwords 4-7).
-inline void transpose_q4(const uint8_t *const *rp, __m512i out[8]) {
-    const __m512i lo4 = _mm512_set1_epi8(0x0F);
-    __m512i lo[4], hi[4];
-    #pragma GCC unroll 4
-    for (int k = 0; k < 4; k++) {
-        __m512i g = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k] + 2)));
-        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 4] + 2)), 1);
-        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 8] + 2)), 2);
-        g = _mm512_inserti32x4(g, _mm_loadu_si128(reinterpret_cast<const __m128i *>(rp[k + 12] + 2)), 3);
-        lo[k] = _mm512_and_si512(g, lo4);
-        hi[k] = _mm512_and_si512(_mm512_srli_epi16(g, 4), lo4);
-    }
-    #pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        const __m512i *r = h ? hi : lo;
-        const __m512i t0 = _mm512_unpacklo_epi32(r[0], r[1]), t1 = _mm512_unpackhi_epi32(r[0], r[1]);
-        const __m512i t2 = _mm512_unpacklo_epi32(r[2], r[3]), t3 = _mm512_unpackhi_epi32(r[2], r[3]);
-        out[4 * h + 0] = _mm512_unpacklo_epi64(t0, t2);
-        out[4 * h + 1] = _mm512_unpackhi_epi64(t0, t2);
-        out[4 * h + 2] = _mm512_unpacklo_epi64(t1, t3);
-        out[4 * h + 3] = _mm512_unpackhi_epi64(t1, t3);
-    }
-}
-
 // work: [nb][8] 64-byte vectors (elements 4c..4c+3 of the 16 rows, as unsigned bytes), then [nb]
 // vectors of the rows' f32 scales.
 // While packing it prefetches the first half of the next group (next_bytes bytes at next; the rest
@@ -396,169 +264,6 @@ void pack_group(int64_t nb, const uint8_t *w, size_t row_bytes, int nv, uint8_t 
     }
 }
 
-// TT tokens against a packed group: y[t][0..nv) for t < TT; token t's prep row at prep + t * stride.
-// It prefetches [next_bytes / 2, next_bytes) at next (the second half of the next group of rows, the
-// first half was prefetched by the packing) front to back: the weights keep streaming in while the
-// VPDPBUSDs run, and the next pack reads them from L2 (16 rows in parallel are more streams than the
-// hardware prefetchers follow well).
-template <typename T, int TT>
-void tile(int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_t stride, float *y, size_t y_stride,
-          int nv, const uint8_t *next, size_t next_bytes) {
-    size_t pf = next_bytes / 2 / 64 * 64;
-    const __m512i *q = reinterpret_cast<const __m512i *>(work);
-    const __m512 *d = reinterpret_cast<const __m512 *>(work + size_t(nb) * 8 * 64);
-    const uint8_t *pt[TT]; // the tokens' prep rows
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
-    const int64_t sc_off = n, corr_off = n + 4 * nb;
-    __m512 acc[TT];
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t ib = 0; ib < nb; ib++) {
-        for (size_t e = pf + 8 * T::size; pf < e && pf < next_bytes; pf += 64)
-            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
-        const int64_t lo = act_lo<T>(ib, nb), hi = lo + act_hi<T>(ib, nb);
-        __m512i s[TT];
-        #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++) {
-            int32_t c0;
-            __builtin_memcpy(&c0, pt[t] + corr_off + 4 * ib, 4);
-            s[t] = _mm512_set1_epi32(c0);
-        }
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            const __m512i wv = _mm512_load_si512(q + ib * 8 + c);
-            const int64_t off = c < 4 ? lo + 4 * c : hi + 4 * (c - 4);
-            #pragma GCC unroll 8
-            for (int t = 0; t < TT; t++) {
-                int32_t a4;
-                __builtin_memcpy(&a4, pt[t] + off, 4);
-                s[t] = _mm512_dpbusd_epi32(s[t], wv, _mm512_set1_epi32(a4));
-            }
-        }
-        const __m512 dw = _mm512_load_ps(d + ib);
-        #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++) {
-            float dy;
-            __builtin_memcpy(&dy, pt[t] + sc_off + 4 * ib, 4);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[t]);
-        }
-    }
-    const __mmask16 m = static_cast<__mmask16>((1u << nv) - 1);
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + t * y_stride, m, acc[t]);
-}
-
-// 32 rows (two packed 16-row halves at wa, wb, blocks [kb, kb + kc) of the rows) against TT tokens:
-// every broadcast of 4 activation bytes feeds two VPDPBUSDs. The f32 accumulators start from y (kb > 0:
-// the previous K chunk's exact result) or zero, so each output sees the same operations in the same order
-// as in tile / decode_group. Prefetches [pf, pf_end) at next, pf_step bytes per block.
-template <typename T, int TT>
-void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb, const uint8_t *prep,
-            size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
-    const __m512i *qa = reinterpret_cast<const __m512i *>(wa), *qb = reinterpret_cast<const __m512i *>(wb);
-    const __m512 *da = reinterpret_cast<const __m512 *>(wa + size_t(kc) * 8 * 64);
-    const __m512 *db = reinterpret_cast<const __m512 *>(wb + size_t(kc) * 8 * 64);
-    const uint8_t *pt[TT];
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
-    const int64_t sc_off = n, corr_off = n + 4 * nb;
-    __m512 acc0[TT], acc1[TT];
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) {
-        acc0[t] = kb == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * y_stride);
-        acc1[t] = kb == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(y + t * y_stride + 16);
-    }
-    for (int64_t j = 0; j < kc; j++) {
-        const int64_t ib = kb + j;
-        for (size_t e = pf + pf_step; pf < e && pf < pf_end; pf += 64)
-            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
-        const int64_t lo = act_lo<T>(ib, nb), hi = lo + act_hi<T>(ib, nb);
-        __m512i s0[TT], s1[TT];
-        #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++) {
-            int32_t c0;
-            __builtin_memcpy(&c0, pt[t] + corr_off + 4 * ib, 4);
-            s0[t] = _mm512_set1_epi32(c0);
-            s1[t] = s0[t];
-        }
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            const __m512i w0 = _mm512_load_si512(qa + j * 8 + c), w1 = _mm512_load_si512(qb + j * 8 + c);
-            const int64_t off = c < 4 ? lo + 4 * c : hi + 4 * (c - 4);
-            #pragma GCC unroll 8
-            for (int t = 0; t < TT; t++) {
-                int32_t a4;
-                __builtin_memcpy(&a4, pt[t] + off, 4);
-                const __m512i av = _mm512_set1_epi32(a4);
-                s0[t] = _mm512_dpbusd_epi32(s0[t], w0, av);
-                s1[t] = _mm512_dpbusd_epi32(s1[t], w1, av);
-            }
-        }
-        const __m512 dw0 = _mm512_load_ps(da + j), dw1 = _mm512_load_ps(db + j);
-        #pragma GCC unroll 8
-        for (int t = 0; t < TT; t++) {
-            float dy;
-            __builtin_memcpy(&dy, pt[t] + sc_off + 4 * ib, 4);
-            const __m512 vy = _mm512_set1_ps(dy);
-            acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0[t]), _mm512_mul_ps(dw0, vy), acc0[t]);
-            acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_mul_ps(dw1, vy), acc1[t]);
-        }
-    }
-    #pragma GCC unroll 8
-    for (int t = 0; t < TT; t++) {
-        _mm512_storeu_ps(y + t * y_stride, acc0[t]);
-        _mm512_storeu_ps(y + t * y_stride + 16, acc1[t]);
-    }
-}
-
-template <typename T, int TT>
-void tile32_n(int tt, int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb,
-              const uint8_t *prep, size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf,
-              size_t pf_end, size_t pf_step) {
-    if constexpr (TT > 0) {
-        if (tt == TT) return tile32<T, TT>(kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
-        tile32_n<T, TT - 1>(tt, kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
-    }
-}
-
-template <typename T, int TT>
-void tile_n(int tt, int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_t stride, float *y,
-            size_t y_stride, int nv, const uint8_t *next, size_t next_bytes) {
-    if constexpr (TT > 0) {
-        if (tt == TT) return tile<T, TT>(nb, n, work, prep, stride, y, y_stride, nv, next, next_bytes);
-        tile_n<T, TT - 1>(tt, nb, n, work, prep, stride, y, y_stride, nv, next, next_bytes);
-    }
-}
-
-inline uint8_t *align64(void *p) {
-    return reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t(63));
-}
-// Blocks per K chunk of the 32-row path: two packed halves of 16 rows, (8 + 1) vectors per block each,
-// within the gemm_work_bytes(n) bytes after alignment (0: blocks too few, 16-row groups only).
-inline int64_t chunk32_blocks(int64_t n) { return int64_t((gemm_work_bytes(n) - 63) / (2 * 9 * 64)); }
-
-// The 32-row prompt pass over one pair of 16-row groups: for each K chunk of kc32 blocks, pack(kb, kc,
-// wa, wb) fills both packed halves in the work area pk, then every token tile runs tile32 (y: the pair's
-// first row, token 0); the next pair's next_bytes at next are prefetched over the whole pass, spread
-// across the chunks' first token tiles.
-template <typename T, typename Pack>
-void pass32(int64_t nb, int64_t n, int64_t kc32, uint8_t *pk, const Pack &pack, const uint8_t *prep,
-            size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, const uint8_t *next, size_t next_bytes) {
-    const size_t half_bytes = size_t(kc32) * (8 * 64 + 64);
-    for (int64_t kb = 0; kb < nb; kb += kc32) {
-        const int64_t kc = nb - kb < kc32 ? nb - kb : kc32;
-        pack(kb, kc, pk, pk + half_bytes);
-        const size_t pf0 = next_bytes * size_t(kb) / size_t(nb) / 64 * 64;
-        const size_t pf1 = next_bytes * size_t(kb + kc) / size_t(nb);
-        const size_t pf_step = (pf1 - pf0) / size_t(kc) + 64;
-        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile32) {
-            const int tt = int(n_tok - t0 < kTokTile32 ? n_tok - t0 : kTokTile32);
-            tile32_n<T, kTokTile32>(tt, kb, kc, nb, n, pk, pk + half_bytes, prep + t0 * prep_stride, prep_stride,
-                                    y + t0 * y_stride, y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
-        }
-    }
-}
 
 template <typename T>
 void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *, size_t, const void *prep_v,
@@ -601,150 +306,6 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     }
 }
 
-// ---- Q4_0 / Q8_0 repacked at load (type_traits::packed_layout kPackedQ4x16 / kPackedQ8x16) ----
-// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x Q bytes: block b's
-// weights at Q b as 64-byte vectors, dword r of vector v = row r's quant bytes 4v..4v+3] (nb_even = nb
-// rounded up to even, so the vectors and every group start 64-byte aligned; the same bytes per weight as
-// the file). Q4_0 (Q = 256, 4 vectors): low nibbles of vector v are elements 4v..4v+3 of the 16 rows,
-// high nibbles elements 16+4v..16+4v+3. Q8_0 (Q = 512, 8 vectors): vector v is elements 4v..4v+3, made
-// unsigned (sign bit flipped) as the kernels read them. Either way: transpose_q4 / transpose_q8's output,
-// done once.
-constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
-template <typename T> constexpr bool is_q4() { return T::size == sizeof(block_q4_0); }
-template <typename T> constexpr size_t x16_qbytes() { return is_q4<T>() ? 256 : 512; }
-inline int64_t even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
-template <typename T> size_t x16_group_bytes(int64_t n) {
-    return size_t(32 * even_blocks(n / 32)) + x16_qbytes<T>() * size_t(n / 32);
-}
-
-template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
-    constexpr int kVec = int(x16_qbytes<T>() / 64);
-    const int64_t nb = n / 32;
-    const uint8_t *w = static_cast<const uint8_t *>(wv);
-    const size_t gb = x16_group_bytes<T>(n);
-    for (int64_t g = 0; g < n_rows / 16; g++) {
-        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * even_blocks(nb);
-        std::memset(sc, 0, size_t(32 * even_blocks(nb)));
-        for (int r = 0; r < 16; r++) {
-            const uint8_t *row = w + size_t(16 * g + r) * row_bytes;
-            for (int64_t ib = 0; ib < nb; ib++) {
-                const uint8_t *blk = row + size_t(ib) * T::size;
-                std::memcpy(sc + 32 * ib + 2 * r, blk, 2);
-                for (int v = 0; v < kVec; v++) {
-                    uint8_t *dst = qv + x16_qbytes<T>() * size_t(ib) + 64 * v + 4 * r;
-                    std::memcpy(dst, blk + 2 + 4 * v, 4);
-                    if constexpr (!is_q4<T>())
-                        for (int e = 0; e < 4; e++) dst[e] ^= 0x80;
-                }
-            }
-        }
-    }
-}
-
-// The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 / transpose_q8 give).
-template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
-    const uint8_t *p = qv + x16_qbytes<T>() * size_t(ib);
-    if constexpr (is_q4<T>()) {
-        const __m512i lo4 = _mm512_set1_epi8(0x0F);
-        #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) {
-            const __m512i x = _mm512_load_si512(p + 64 * v);
-            out[v] = _mm512_and_si512(x, lo4);
-            out[v + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
-        }
-    } else {
-        #pragma GCC unroll 8
-        for (int v = 0; v < 8; v++) out[v] = _mm512_load_si512(p + 64 * v);
-    }
-}
-
-// decode_group over a packed group (all 16 rows valid): the same integer block sums and the same
-// per-block FMA as decode_group, without its gathers and transpose tree. Vector c < 4 meets the token's
-// elements 4c..4c+3 of the block, c >= 4 elements 16+4(c-4).. (act_lo / act_hi: both types' prep order).
-template <typename T>
-void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
-                      size_t next_bytes) {
-    const uint8_t *sc = grp, *qv = grp + 32 * even_blocks(nb);
-    const size_t pf_step = 32 + x16_qbytes<T>();
-    size_t pf = 0;
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t ib = 0; ib < nb; ib++) {
-        for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
-            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
-        __m512i q[8];
-        unpack_x16<T>(qv, ib, q);
-        const int8_t *alo = a.q + act_lo<T>(ib, nb), *ahi = alo + act_hi<T>(ib, nb);
-        __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
-        #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) {
-            int32_t l4, h4;
-            std::memcpy(&l4, alo + 4 * v, 4);
-            std::memcpy(&h4, ahi + 4 * v, 4);
-            s0 = _mm512_dpbusd_epi32(s0, q[v], _mm512_set1_epi32(l4));
-            s1 = _mm512_dpbusd_epi32(s1, q[v + 4], _mm512_set1_epi32(h4));
-        }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib)));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[ib])), acc);
-    }
-    _mm512_storeu_ps(y, acc);
-}
-
-// pack_group's work layout from nb blocks of a packed group (sc / qv: the scales and weights of the
-// range's first block).
-template <typename T> void pack_group_x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
-    __m512i *q = reinterpret_cast<__m512i *>(work);
-    __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
-    for (int64_t ib = 0; ib < nb; ib++) {
-        __m512i v[8];
-        unpack_x16<T>(qv, ib, v);
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
-        _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib))));
-    }
-}
-
-// gemm over packed groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
-template <typename T>
-void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
-              size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
-    constexpr size_t Q = x16_qbytes<T>();
-    const int64_t nb = n / 32, ne = even_blocks(nb);
-    const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
-    uint8_t *pk = align64(work);
-    const int64_t kc32 = chunk32_blocks(n);
-    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
-    for (int64_t g = 0; g < n_rows; g += 16) {
-        const uint8_t *grp = static_cast<const uint8_t *>(wv) + size_t(g / 16) * gb;
-        const size_t rest = size_t(n_rows - g - 16) / 16 * gb; // bytes of the groups after this one
-        if (!decode && n_rows - g >= 32 && kc32 > 0) {
-            const uint8_t *grp1 = grp + gb;
-            const size_t after1 = rest - gb; // n_rows - g >= 32: the second group exists
-            auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
-                pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
-                pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
-            };
-            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb,
-                      after1 < 2 * gb ? after1 : 2 * gb);
-            g += 16; // the loop adds the other 16
-            continue;
-        }
-        const uint8_t *next = grp + gb;
-        const size_t next_bytes = rest >= gb ? gb : rest;
-        if (decode) {
-            for (int64_t t = 0; t < n_tok; t++)
-                decode_group_x16<T>(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
-                                    t == 0 ? next_bytes : 0);
-            continue;
-        }
-        pack_group_x16<T>(nb, grp, grp + 32 * ne, pk);
-        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
-            const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
-            tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, 16,
-                                next, t0 == 0 ? next_bytes : 0);
-        }
-    }
-}
-
 // Q8_0 activation row -> gemm_prep's layout for T (see act_row): the signed bytes in T's order, the f32
 // scales, -c * (sum of each block's values).
 template <typename T> void prep(int64_t n, const void *a, void *out) {
@@ -781,19 +342,6 @@ void fill_gemm_avx512_vnni(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<q4_traits>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = kPromptMinTokens;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep_decode = true;
-    // Q8_0 is not repacked by default: see fill_packed_q8_avx512.
-    k.traits[GPTNEOX_TYPE_Q4_0].packed_layout = kPackedQ4x16;
-    k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = x16_group_bytes<q4_traits>;
-    k.traits[GPTNEOX_TYPE_Q4_0].repack = repack_x16<q4_traits>;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm_x16<q4_traits>;
-}
-
-void fill_packed_q8_avx512(kernels &k) {
-    type_traits &t = k.traits[GPTNEOX_TYPE_Q8_0];
-    t.packed_layout = kPackedQ8x16;
-    t.packed_group_bytes = x16_group_bytes<q8_traits>;
-    t.repack = repack_x16<q8_traits>;
-    t.gemm_packed = gemm_x16<q8_traits>;
 }
 
 } // namespace gptneox

@@ -14,13 +14,11 @@ void fill_kernels_avx2(kernels &k);
 // Overwrite entries with AVX-512 F/BW/VL/DQ versions; `vnni` selects the VPDPBUSD int8 dots
 // (kernels-avx512.cpp).
 void fill_kernels_avx512(kernels &k, bool vnni);
-// Set the Q8_0 / Q4_0 gemm entries (gemm-avx512.cpp; AVX-512 with VNNI only), Q4_0's packed layout
-// included.
+// Set the Q8_0 / Q4_0 gemm entries (gemm-avx512.cpp; AVX-512 with VNNI only).
 void fill_gemm_avx512_vnni(kernels &k);
-// The packed layout of Q8_0 (gemm-avx512.cpp), not in the dispatched tables: on rinna-3.6B it measured
-// level with the rows in place for generation (10.7 vs 10.7 tok/s, 10 runs each, same bandwidth) and +1%
-// for prompts, not worth ~0.7 s per GB at load. packed_test checks it, so enabling it is this one call.
-void fill_packed_q8_avx512(kernels &k);
+// Set the Q8_0 / Q4_0 packed layouts, the loader's repack and the gemm over them
+// (gemm-packed-avx512.cpp; AVX-512 with VNNI only).
+void fill_packed_avx512_vnni(kernels &k);
 // Set the Q8_0 / Q4_0 gemm entries of the AVX2 table (gemm-avx2.cpp).
 void fill_gemm_avx2(kernels &k);
 // Set the F16 / BF16 gemm entries (f32 activations): gemm-f16-avx512.cpp (AVX-512 F/BW) and

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "common/test-check.h"
-#include "kernels/kernels-impl.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "loader/model.h"
@@ -88,11 +87,6 @@ int main() {
         }
         test_type(*k, pool, GPTNEOX_TYPE_Q4_0);
         test_type(*k, pool, GPTNEOX_TYPE_Q8_0);
-        if (p == GPTNEOX_KERNELS_AVX512 && k->traits[GPTNEOX_TYPE_Q4_0].packed_layout) {
-            static kernels with_q8 = *k; // the Q8_0 layout too (not dispatched, see kernels-impl.h)
-            fill_packed_q8_avx512(with_q8);
-            test_type(with_q8, pool, GPTNEOX_TYPE_Q8_0);
-        }
     }
     return report();
 }

@@ -1,0 +1,172 @@
+// Q4_0 / Q8_0 matrices repacked once at load (use_extra_bufts; loader/repack.cpp) for the AVX-512 VNNI
+// kernels: the file's quants already transposed into the prompt kernels' VNNI order, 16 rows per group,
+// so decode is two VPDPBUSDs per 64 bytes (Q4_0: after one AND / shift + AND) with no gathers and no
+// transpose tree, and the prompt kernels' packing is a copy. The same exact block sums and FMA sequence as
+// the in-place kernels (gemm-vnni.h), so results are bit-identical.
+
+#include "kernels/gemm-vnni.h"
+
+namespace gptneox {
+namespace {
+
+using namespace vnni;
+
+// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x Q bytes: block b's
+// weights at Q b as 64-byte vectors, dword r of vector v = row r's quant bytes 4v..4v+3] (nb_even = nb
+// rounded up to even, so the vectors and every group start 64-byte aligned; the same bytes per weight as
+// the file). Q4_0 (Q = 256, 4 vectors): low nibbles of vector v are elements 4v..4v+3 of the 16 rows,
+// high nibbles elements 16+4v..16+4v+3. Q8_0 (Q = 512, 8 vectors): vector v is elements 4v..4v+3, made
+// unsigned (sign bit flipped) as the kernels read them. Either way: transpose_q4 / transpose_q8's output,
+// done once.
+constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
+template <typename T> constexpr size_t x16_qbytes() { return is_q4<T>() ? 256 : 512; }
+inline int64_t even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
+template <typename T> size_t x16_group_bytes(int64_t n) {
+    return size_t(32 * even_blocks(n / 32)) + x16_qbytes<T>() * size_t(n / 32);
+}
+
+// Rows [0, n_rows) of the file's matrix (n_rows % 16 == 0) -> n_rows / 16 packed groups at out, one block
+// of 16 rows at a time by the prompt kernels' in-register transposes (Q4_0: the raw nibble bytes).
+template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    const int64_t nb = n / 32;
+    const size_t gb = x16_group_bytes<T>(n);
+    for (int64_t g = 0; g < n_rows / 16; g++) {
+        const uint8_t *rows = static_cast<const uint8_t *>(wv) + size_t(16 * g) * row_bytes;
+        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * even_blocks(nb);
+        std::memset(sc + 32 * nb, 0, size_t(32 * (even_blocks(nb) - nb)));
+        const uint8_t *rp[16];
+        for (int64_t ib = 0; ib < nb; ib++) {
+            for (int r = 0; r < 16; r++) {
+                rp[r] = rows + size_t(r) * row_bytes + size_t(ib) * T::size;
+                std::memcpy(sc + 32 * ib + 2 * r, rp[r], 2);
+            }
+            __m512i v[8];
+            if constexpr (is_q4<T>()) transpose_q4_bytes(rp, v);
+            else transpose_q8(rp, v);
+            uint8_t *dst = qv + x16_qbytes<T>() * size_t(ib);
+            constexpr int kVec = int(x16_qbytes<T>() / 64);
+            #pragma GCC unroll 8
+            for (int c = 0; c < kVec; c++) _mm512_store_si512(dst + 64 * c, v[c]);
+        }
+    }
+}
+
+// The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 / transpose_q8 give).
+template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
+    const uint8_t *p = qv + x16_qbytes<T>() * size_t(ib);
+    if constexpr (is_q4<T>()) {
+        const __m512i lo4 = _mm512_set1_epi8(0x0F);
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            const __m512i x = _mm512_load_si512(p + 64 * v);
+            out[v] = _mm512_and_si512(x, lo4);
+            out[v + 4] = _mm512_and_si512(_mm512_srli_epi16(x, 4), lo4);
+        }
+    } else {
+        #pragma GCC unroll 8
+        for (int v = 0; v < 8; v++) out[v] = _mm512_load_si512(p + 64 * v);
+    }
+}
+
+// decode_group over a packed group (all 16 rows valid): the same integer block sums and the same
+// per-block FMA as decode_group, without its gathers and transpose tree. Vector c < 4 meets the token's
+// elements 4c..4c+3 of the block, c >= 4 elements 16+4(c-4).. (act_lo / act_hi: both types' prep order).
+template <typename T>
+void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
+                      size_t next_bytes) {
+    const uint8_t *sc = grp, *qv = grp + 32 * even_blocks(nb);
+    const size_t pf_step = 32 + x16_qbytes<T>();
+    size_t pf = 0;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t ib = 0; ib < nb; ib++) {
+        for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
+        __m512i q[8];
+        unpack_x16<T>(qv, ib, q);
+        const int8_t *alo = a.q + act_lo<T>(ib, nb), *ahi = alo + act_hi<T>(ib, nb);
+        __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
+        #pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) {
+            int32_t l4, h4;
+            std::memcpy(&l4, alo + 4 * v, 4);
+            std::memcpy(&h4, ahi + 4 * v, 4);
+            s0 = _mm512_dpbusd_epi32(s0, q[v], _mm512_set1_epi32(l4));
+            s1 = _mm512_dpbusd_epi32(s1, q[v + 4], _mm512_set1_epi32(h4));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[ib])), acc);
+    }
+    _mm512_storeu_ps(y, acc);
+}
+
+// pack_group's work layout from nb blocks of a packed group (sc / qv: the scales and weights of the
+// range's first block).
+template <typename T> void pack_group_x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
+    __m512i *q = reinterpret_cast<__m512i *>(work);
+    __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
+    for (int64_t ib = 0; ib < nb; ib++) {
+        __m512i v[8];
+        unpack_x16<T>(qv, ib, v);
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
+        _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib))));
+    }
+}
+
+// gemm over packed groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
+template <typename T>
+void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
+              size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    constexpr size_t Q = x16_qbytes<T>();
+    const int64_t nb = n / 32, ne = even_blocks(nb);
+    const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
+    uint8_t *pk = align64(work);
+    const int64_t kc32 = chunk32_blocks(n);
+    const bool decode = n_tok < kPromptMinTokens || work == nullptr;
+    for (int64_t g = 0; g < n_rows; g += 16) {
+        const uint8_t *grp = static_cast<const uint8_t *>(wv) + size_t(g / 16) * gb;
+        const size_t rest = size_t(n_rows - g - 16) / 16 * gb; // bytes of the groups after this one
+        if (!decode && n_rows - g >= 32 && kc32 > 0) {
+            const uint8_t *grp1 = grp + gb;
+            const size_t after1 = rest - gb; // n_rows - g >= 32: the second group exists
+            auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
+                pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
+                pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
+            };
+            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb,
+                      after1 < 2 * gb ? after1 : 2 * gb);
+            g += 16; // the loop adds the other 16
+            continue;
+        }
+        const uint8_t *next = grp + gb;
+        const size_t next_bytes = rest >= gb ? gb : rest;
+        if (decode) {
+            for (int64_t t = 0; t < n_tok; t++)
+                decode_group_x16<T>(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
+                                    t == 0 ? next_bytes : 0);
+            continue;
+        }
+        pack_group_x16<T>(nb, grp, grp + 32 * ne, pk);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
+            const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
+            tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, 16,
+                                next, t0 == 0 ? next_bytes : 0);
+        }
+    }
+}
+
+template <typename T> void fill_packed(type_traits &t) {
+    t.packed_layout = is_q4<T>() ? kPackedQ4x16 : kPackedQ8x16;
+    t.packed_group_bytes = x16_group_bytes<T>;
+    t.repack = repack_x16<T>;
+    t.gemm_packed = gemm_x16<T>;
+}
+
+} // namespace
+
+void fill_packed_avx512_vnni(kernels &k) {
+    fill_packed<q4_traits>(k.traits[GPTNEOX_TYPE_Q4_0]);
+    fill_packed<q8_traits>(k.traits[GPTNEOX_TYPE_Q8_0]);
+}
+
+} // namespace gptneox
