@@ -1,7 +1,7 @@
-"""use_extra_bufts (gptneox_model_params, llama.h's option of the same name): Q4_0 matrices repacked at load
-for the AVX-512 VNNI kernels (Q8_0 files are left in place: see fill_packed_q8_avx512). The logits are
-bit-identical with and without it, on the path that reads the packed copy and on the other paths (which
-read the file's pages again, after the loader released them); the loader says what it repacked.
+"""use_extra_bufts (gptneox_model_params, llama.h's option of the same name): Q4_0 and Q8_0 matrices
+repacked at load for the AVX-512 VNNI kernels, each split among the cores. The logits are bit-identical
+with and without it, on the path that reads the packed copy and on the other paths (which read the file's
+pages again, after the loader released them); the loader says what it repacked.
 src/kernels/packed_test.cpp checks the kernels themselves on odd shapes."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ def _packs_here() -> bool:
     return "AVX512_VNNI = 1" in info and "kernels = avx512" in info
 
 
-@pytest.fixture(scope="module")
-def q_path(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("repack") / "tiny-q4_0.gguf"
-    quantize_file(tiny_gguf, out, "q4_0", progress=False)
+@pytest.fixture(scope="module", params=["q4_0", "q8_0"])
+def q_path(request: pytest.FixtureRequest, tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repack") / f"tiny-{request.param}.gguf"
+    quantize_file(tiny_gguf, out, request.param, progress=False)
     return out
 
 
