@@ -39,9 +39,12 @@
 // the next 4 rows at the pace they are consumed: 8 rows side by side streamed measurably worse), two
 // blocks at a time: per row one or two 8-lane partial vectors, folded by an hadd tree into one vector
 // [rows 0-3 of block b | rows 0-3 of block b+1], then two 4-lane FMAs in block order.
+// Q4_0 repacked at load (packed-layout.h, gemm_q4x16): 8 rows' nibble dwords per 32-byte load, so decode
+// needs no hadd tree (one row per lane already) and the prompt records are an AND / shift away.
 #include <immintrin.h>
 
 #include "kernels/kernels-impl.h"
+#include "kernels/packed-layout.h"
 
 namespace gptneox {
 namespace {
@@ -446,28 +449,29 @@ void tile_n(int tt, int64_t kb, const uint8_t *pk, const uint8_t *const *a, cons
     }
 }
 
-template <typename T>
-void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
-          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
-    const int64_t nb = n / 32;
-    const uint8_t *w = static_cast<const uint8_t *>(wv);
-    if (!prep) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
-    // Blocks per K-chunk: at most T::chunk, and 2 records per block must fit the work area after aligning
-    // its start (Q4_0: gemm_work_bytes(n) >= 640 bytes per block + 64, always room). A Q8_0 weight of one
-    // block (n = 32) has no room for one: the decode kernel gives the same results (module contract).
+// Blocks per K-chunk of the prompt kernel: at most T::chunk, and 2 records per block must fit the work
+// area after aligning its start (Q4_0: gemm_work_bytes(n) >= 640 bytes per block + 64, always room). A
+// Q8_0 weight of one block (n = 32) has no room for one (0): the decode kernel gives the same results
+// (module contract).
+template <typename T> int64_t chunk_blocks(int64_t n) {
     const int64_t fit = int64_t((gemm_work_bytes(n) - 32) / (2 * T::rec));
-    const int64_t kc = fit < T::chunk ? fit : T::chunk;
-    if (kc < 1) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
+    return fit < T::chunk ? fit : T::chunk;
+}
+
+// The prompt kernel over n_rows rows, 16 at a time: pack(g, b0, kb, pk) puts blocks [b0, b0 + kb) of
+// rows g..g+15 in pk (pack_chunk's records), then every token tile runs over them.
+template <typename T, typename Pack>
+void prompt(int64_t n, int64_t n_rows, int64_t kc, const Pack &pack, const void *prep, size_t prep_stride,
+            int64_t n_tok, float *y, size_t y_stride, void *work) {
+    const int64_t nb = n / 32;
     uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 31) & ~uintptr_t(31));
     alignas(32) int16_t aw[kTok][kChunkQ8 * 32]; // Q8_0: the token tile's activations of the chunk as i16
     const uint8_t *pa = static_cast<const uint8_t *>(prep);
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
-        const uint8_t *rp[16];
-        for (int r = 0; r < 16; r++) rp[r] = w + size_t(g + (r < nv ? r : nv - 1)) * row_bytes;
         for (int64_t b0 = 0; b0 < nb; b0 += kc) {
             const int64_t kb = nb - b0 < kc ? nb - b0 : kc;
-            pack_chunk<T>(rp, b0, kb, pk);
+            pack(g, b0, kb, pk);
             for (int64_t t0 = 0; t0 < n_tok; t0 += kTok) {
                 const int tt = int(n_tok - t0 < kTok ? n_tok - t0 : kTok);
                 const uint8_t *a[kTok];
@@ -492,6 +496,123 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
     }
 }
 
+template <typename T>
+void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
+          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    const int64_t kc = prep ? chunk_blocks<T>(n) : 0;
+    if (kc < 1) return decode_rows<T>(nb, w, row_bytes, n_rows, static_cast<const uint8_t *>(act), act_stride, n_tok, y, y_stride);
+    auto pack = [&](int64_t g, int64_t b0, int64_t kb, uint8_t *pk) {
+        const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
+        const uint8_t *rp[16];
+        for (int r = 0; r < 16; r++) rp[r] = w + size_t(g + (r < nv ? r : nv - 1)) * row_bytes;
+        pack_chunk<T>(rp, b0, kb, pk);
+    };
+    prompt<T>(n, n_rows, kc, pack, prep, prep_stride, n_tok, y, y_stride, work);
+}
+
+// ---- Q4_0 repacked at load (packed-layout.h's x16 layout, shared with the AVX-512 path) ----
+// Rows 0-7 of a group are the low 32 bytes of each 64-byte vector, rows 8-15 the high 32 bytes: one
+// 32-byte load gives 8 rows' nibble dwords, row r in lane r, so the block sums come out one row per lane
+// with no transpose (decode) and the prompt records are an AND / shift away (pack_chunk_x16).
+
+// y[r] (16 rows) = the packed group grp against one Q8_0 activation row: per block and half h, the 8
+// vpmaddubsw of nibbles (u8 0..15) x activation dwords (|pair| <= 2 * 15 * 128 = 3840) are summed in
+// i16 (<= 8 * 3840 = 30720 < 32767), vpmaddwd gives each row's i32 dot, less 8 * sum(a): the exact
+// isum_b, then the same per-block FMA as decode4. Prefetches next_bytes at next at the pace it reads.
+void decode_group_q4x16(int64_t nb, const uint8_t *grp, const block_q8_0 *a, float *y, const uint8_t *next,
+                        size_t next_bytes) {
+    const uint8_t *sc = grp, *qv = grp + 32 * x16_even_blocks(nb);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1), e8 = _mm256_set1_epi8(8);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const size_t pf_step = 32 + 256;
+    size_t pf = 0;
+    for (int64_t ib = 0; ib < nb; ib++) {
+        for (const size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
+            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T0);
+        const __m256i av = load32(a[ib].qs);
+        // 8 * sum(a) in every lane
+        __m256i sa = _mm256_madd_epi16(_mm256_maddubs_epi16(e8, av), ones16);
+        sa = _mm256_add_epi32(sa, _mm256_permute2x128_si256(sa, sa, 0x01));
+        sa = _mm256_add_epi32(sa, _mm256_shuffle_epi32(sa, _MM_SHUFFLE(1, 0, 3, 2)));
+        sa = _mm256_add_epi32(sa, _mm256_shuffle_epi32(sa, _MM_SHUFFLE(2, 3, 0, 1)));
+        int32_t ad[8];
+        __builtin_memcpy(ad, a[ib].qs, 32);
+        const uint8_t *q = qv + 256 * size_t(ib);
+        __m256i s16[2];
+        #pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i s = _mm256_setzero_si256();
+            #pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i *>(q + 64 * v + 32 * h));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(x, m4), _mm256_set1_epi32(ad[v])));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4),
+                                                             _mm256_set1_epi32(ad[4 + v])));
+            }
+            s16[h] = s;
+        }
+        const __m256 da = _mm256_set1_ps(h2f(a[ib].d));
+        const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(sc + 32 * ib)));
+        const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(sc + 32 * ib + 16)));
+        const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s16[0], ones16), sa);
+        const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s16[1], ones16), sa);
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(dw0, da), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(dw1, da), acc1);
+    }
+    _mm256_storeu_ps(y, acc0);
+    _mm256_storeu_ps(y + 8, acc1);
+}
+
+// pack_chunk's records for blocks [b0, b0 + kb) of a packed group: vector c < 4 of row group g is the
+// low nibbles of the layout's vector c (its half g) less 8, vector c + 4 the high nibbles less 8.
+void pack_chunk_q4x16(const uint8_t *grp, int64_t nb, int64_t b0, int64_t kb, uint8_t *pk) {
+    const uint8_t *sc = grp, *qv = grp + 32 * x16_even_blocks(nb);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < kb; i++) {
+        const int64_t ib = b0 + i;
+        for (int g = 0; g < 2; g++) {
+            uint8_t *rec = pk + size_t(2 * i + g) * kRecQ4;
+            __m256i sum = _mm256_setzero_si256();
+            #pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) {
+                const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i *>(qv + 256 * size_t(ib) + 64 * v + 32 * g));
+                const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(x, m4), eight);
+                const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), eight);
+                _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 32 * v), lo);
+                _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 32 * (v + 4)), hi);
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, lo), ones16));
+                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, hi), ones16));
+            }
+            _mm256_store_si256(reinterpret_cast<__m256i *>(rec + 288), _mm256_slli_epi32(sum, 7));
+            _mm256_store_ps(reinterpret_cast<float *>(rec + 256),
+                            _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(sc + 32 * ib + 16 * g))));
+        }
+    }
+}
+
+// gemm over packed groups (n_rows % 16 == 0, w = the first group, gb = the group stride).
+void gemm_q4x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+                const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    const int64_t nb = n / 32;
+    const uint8_t *w = static_cast<const uint8_t *>(wv);
+    const int64_t kc = prep ? chunk_blocks<q4_traits>(n) : 0;
+    if (kc < 1) {
+        for (int64_t g = 0; g < n_rows; g += 16) {
+            const uint8_t *grp = w + size_t(g / 16) * gb;
+            const size_t next_bytes = g + 16 < n_rows ? gb : 0;
+            for (int64_t t = 0; t < n_tok; t++)
+                decode_group_q4x16(nb, grp, reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(act) + t * act_stride),
+                                   y + t * y_stride + g, grp + gb, t == 0 ? next_bytes : 0);
+        }
+        return;
+    }
+    auto pack = [&](int64_t g, int64_t b0, int64_t kb, uint8_t *pk) { pack_chunk_q4x16(w + size_t(g / 16) * gb, nb, b0, kb, pk); };
+    prompt<q4_traits>(n, n_rows, kc, pack, prep, prep_stride, n_tok, y, y_stride, work);
+}
+
 // Q8_0 activation row -> [n bytes][n/32 f32 scales]: the bytes are a (Q8_0 weights) or a + 128 (Q4_0).
 template <bool Offset> void prep(int64_t n, const void *av, void *out) {
     const block_q8_0 *x = static_cast<const block_q8_0 *>(av);
@@ -514,6 +635,10 @@ void fill_gemm_avx2(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q4_0].gemm = gemm<q4_traits>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<true>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = 4;
+    k.traits[GPTNEOX_TYPE_Q4_0].packed_layout = kPackedQ4x16;
+    k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = x16_group_bytes<true>;
+    k.traits[GPTNEOX_TYPE_Q4_0].repack = repack_x16_ref<true>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm_q4x16;
 }
 
 } // namespace gptneox

@@ -5,25 +5,18 @@
 // the in-place kernels (gemm-vnni.h), so results are bit-identical.
 
 #include "kernels/gemm-vnni.h"
+#include "kernels/packed-layout.h"
 
 namespace gptneox {
 namespace {
 
 using namespace vnni;
 
-// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x Q bytes: block b's
-// weights at Q b as 64-byte vectors, dword r of vector v = row r's quant bytes 4v..4v+3] (nb_even = nb
-// rounded up to even, so the vectors and every group start 64-byte aligned; the same bytes per weight as
-// the file). Q4_0 (Q = 256, 4 vectors): low nibbles of vector v are elements 4v..4v+3 of the 16 rows,
-// high nibbles elements 16+4v..16+4v+3. Q8_0 (Q = 512, 8 vectors): vector v is elements 4v..4v+3, made
-// unsigned (sign bit flipped) as the kernels read them. Either way: transpose_q4 / transpose_q8's output,
-// done once.
-constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
-template <typename T> constexpr size_t x16_qbytes() { return is_q4<T>() ? 256 : 512; }
-inline int64_t even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
-template <typename T> size_t x16_group_bytes(int64_t n) {
-    return size_t(32 * even_blocks(n / 32)) + x16_qbytes<T>() * size_t(n / 32);
-}
+// The layout (packed-layout.h) in AVX-512 terms: vector v of block b is transpose_q4_bytes /
+// transpose_q8's output v for the group's 16 rows, done once.
+template <typename T> constexpr size_t x16_qbytes() { return gptneox::x16_qbytes<is_q4<T>()>(); }
+template <typename T> size_t x16_group_bytes(int64_t n) { return gptneox::x16_group_bytes<is_q4<T>()>(n); }
+inline int64_t even_blocks(int64_t nb) { return x16_even_blocks(nb); }
 
 // Rows [0, n_rows) of the file's matrix (n_rows % 16 == 0) -> n_rows / 16 packed groups at out, one block
 // of 16 rows at a time by the prompt kernels' in-register transposes (Q4_0: the raw nibble bytes).

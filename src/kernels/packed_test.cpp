@@ -1,6 +1,7 @@
-// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts), Q4_0 and Q8_0: on every kernel path
-// that has a packed layout, matmul over the packed copy gives exactly the bits of matmul over the rows in
-// place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
+// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts), Q4_0 and Q8_0: on
+// every kernel path that has a packed layout, repack writes packed-layout.h's bytes exactly
+// (repack_x16_ref; paths sharing a layout read each other's copies), and matmul over the packed copy gives
+// exactly the bits of matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
 // 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
 // 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "common/test-check.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
+#include "kernels/packed-layout.h"
 #include "loader/model.h"
 #include "threads/thread-pool.h"
 
@@ -52,6 +54,14 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
             const size_t gb = t.packed_group_bytes(n);
             void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
             t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
+            // the layout a path declares is packed-layout.h's, byte for byte (another path may read it)
+            const bool q4 = type == GPTNEOX_TYPE_Q4_0;
+            check(t.packed_layout == (q4 ? kPackedQ4x16 : kPackedQ8x16) && gb == (q4 ? x16_group_bytes<true>(n) : x16_group_bytes<false>(n)),
+                  "declares packed-layout.h's layout");
+            std::vector<uint8_t> ref(gb * size_t(rows / 16));
+            if (q4) repack_x16_ref<true>(n, w.data(), rb, rows, ref.data());
+            else repack_x16_ref<false>(n, w.data(), rb, rows, ref.data());
+            check(std::memcmp(ref.data(), mem, ref.size()) == 0, "repack == repack_x16_ref, byte for byte");
             const weight W = weight::rows(type, n, rows, rb, w.data());
             weight P = W;
             P.packed = static_cast<const uint8_t *>(mem);

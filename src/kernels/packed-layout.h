@@ -1,0 +1,53 @@
+// The x16 layouts of Q4_0 / Q8_0 matrices repacked at load (use_extra_bufts, loader/repack.cpp), shared
+// by the kernel paths that read them: gemm-packed-avx512.cpp (16 rows per 64-byte vector) and
+// gemm-avx2.cpp (Q4_0: rows 0-7 / 8-15 as the low / high 32 bytes of each vector). A path declares the
+// layout it reads in type_traits::packed_layout; a copy made by one path is read by every path that
+// declares the same layout.
+//
+// A group of 16 rows: [nb_even x 32 B: block b's 16 f16 row scales at 32 b][nb x Q bytes: block b's
+// weights at Q b as 64-byte vectors, dword r of vector v = row r's quant bytes 4v..4v+3] (nb_even = nb
+// rounded up to even, so the vectors and every group start 64-byte aligned; the same bytes per weight as
+// the file). Q4_0 (Q = 256, 4 vectors): the file's nibble bytes, so the low nibbles of vector v are
+// elements 4v..4v+3 of the 16 rows and the high nibbles elements 16+4v..16+4v+3. Q8_0 (Q = 512, 8
+// vectors): vector v is elements 4v..4v+3, made unsigned (sign bit flipped).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace gptneox {
+
+constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
+
+inline int64_t x16_even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
+template <bool Q4> constexpr size_t x16_qbytes() { return Q4 ? 256 : 512; }
+template <bool Q4> size_t x16_group_bytes(int64_t n) {
+    return size_t(32 * x16_even_blocks(n / 32)) + x16_qbytes<Q4>() * size_t(n / 32);
+}
+
+// The layout stated element by element (any CPU): rows [0, n_rows) (n_rows % 16 == 0, row_bytes apart)
+// -> n_rows / 16 groups at out. The SIMD paths may fill it faster; packed_test checks they agree.
+template <bool Q4> void repack_x16_ref(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    constexpr size_t block = Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    constexpr int kVec = int(x16_qbytes<Q4>() / 64);
+    const int64_t nb = n / 32;
+    const size_t gb = x16_group_bytes<Q4>(n);
+    for (int64_t g = 0; g < n_rows / 16; g++) {
+        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * x16_even_blocks(nb);
+        std::memset(sc + 32 * nb, 0, size_t(32 * (x16_even_blocks(nb) - nb)));
+        for (int64_t ib = 0; ib < nb; ib++) {
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *blk = static_cast<const uint8_t *>(wv) + size_t(16 * g + r) * row_bytes + size_t(ib) * block;
+                std::memcpy(sc + 32 * ib + 2 * r, blk, 2);
+                for (int v = 0; v < kVec; v++)
+                    for (int e = 0; e < 4; e++)
+                        qv[x16_qbytes<Q4>() * size_t(ib) + 64 * v + 4 * r + e] = uint8_t(blk[2 + 4 * v + e] ^ (Q4 ? 0 : 0x80));
+            }
+        }
+    }
+}
+
+} // namespace gptneox
