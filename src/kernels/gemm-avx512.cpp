@@ -286,8 +286,8 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
                 pack_group<T>(kc, wg + size_t(kb) * T::size, row_bytes, 16, wa, nullptr, 0);
                 pack_group<T>(kc, wg + 16 * row_bytes + size_t(kb) * T::size, row_bytes, 16, wb, nullptr, 0);
             };
-            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, wg + 32 * row_bytes,
-                      size_t(nn32) * row_bytes);
+            pass32<T, false>(nb, n, kc32, packed_into(pk, kc32, pack), prep, prep_stride, n_tok, y + g, y_stride,
+                             wg + 32 * row_bytes, size_t(nn32) * row_bytes);
             g += 16; // the loop adds the other 16
             continue;
         }

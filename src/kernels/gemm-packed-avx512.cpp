@@ -1,7 +1,8 @@
 // Q4_0 / Q8_0 matrices repacked once at load (use_extra_bufts; loader/repack.cpp) for the AVX-512 VNNI
 // kernels: the file's quants already transposed into the prompt kernels' VNNI order, 16 rows per group,
 // so decode is two VPDPBUSDs per 64 bytes (Q4_0: after one AND / shift + AND) with no gathers and no
-// transpose tree, and the prompt kernels' packing is a copy. The same exact block sums and FMA sequence as
+// transpose tree; the 32-row prompt tiles read Q8_0's vectors where they lie (f16 scales converted as
+// read) and Q4_0's after one AND / shift into the work area. The same exact block sums and FMA sequence as
 // the in-place kernels (gemm-vnni.h), so results are bit-identical.
 
 #include "kernels/gemm-vnni.h"
@@ -122,12 +123,21 @@ void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *
         if (!decode && n_rows - g >= 32 && kc32 > 0) {
             const uint8_t *grp1 = grp + gb;
             const size_t after1 = rest - gb; // n_rows - g >= 32: the second group exists
-            auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
-                pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
-                pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
-            };
-            pass32<T>(nb, n, kc32, pk, pack, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb,
-                      after1 < 2 * gb ? after1 : 2 * gb);
+            const size_t next_bytes = after1 < 2 * gb ? after1 : 2 * gb;
+            if constexpr (is_q4<T>()) { // the nibbles are unpacked into the work area, a K chunk at a time
+                auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
+                    pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
+                    pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
+                };
+                pass32<T, false>(nb, n, kc32, packed_into(pk, kc32, pack), prep, prep_stride, n_tok, y + g, y_stride,
+                                 grp + 2 * gb, next_bytes);
+            } else { // Q8_0's vectors are already the tile's operands: read in place, f16 scales
+                auto source = [&](int64_t kb, int64_t) {
+                    return chunk32{grp + 32 * ne + Q * size_t(kb), grp1 + 32 * ne + Q * size_t(kb), grp + 32 * kb,
+                                   grp1 + 32 * kb};
+                };
+                pass32<T, true>(nb, n, kc32, source, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb, next_bytes);
+            }
             g += 16; // the loop adds the other 16
             continue;
         }

@@ -210,16 +210,25 @@ void tile(int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_
     for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + t * y_stride, m, acc[t]);
 }
 
-// 32 rows (two packed 16-row halves at wa, wb, blocks [kb, kb + kc) of the rows) against TT tokens:
+// Where tile32 reads blocks [kb, kb + kc) of a pair of 16-row halves: block j's 8 VNNI-order vectors at
+// qa / qb + 512 j, its 16 row scales at sa / sb: f32 at + 64 j (the work layout) or, F16, the f16 of the
+// packed layout at + 32 j (converted as they are read: the same f32 values).
+struct chunk32 {
+    const uint8_t *qa, *qb, *sa, *sb;
+    template <bool F16> static __m512 scales(const uint8_t *s, int64_t j) {
+        if constexpr (F16) return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(s + 32 * j)));
+        return _mm512_load_ps(reinterpret_cast<const float *>(s + 64 * j));
+    }
+};
+
+// 32 rows (two 16-row halves, blocks [kb, kb + kc) of the rows, read as w says) against TT tokens:
 // every broadcast of 4 activation bytes feeds two VPDPBUSDs. The f32 accumulators start from y (kb > 0:
 // the previous K chunk's exact result) or zero, so each output sees the same operations in the same order
 // as in tile / decode_group. Prefetches [pf, pf_end) at next, pf_step bytes per block.
-template <typename T, int TT>
-void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb, const uint8_t *prep,
-            size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
-    const __m512i *qa = reinterpret_cast<const __m512i *>(wa), *qb = reinterpret_cast<const __m512i *>(wb);
-    const __m512 *da = reinterpret_cast<const __m512 *>(wa + size_t(kc) * 8 * 64);
-    const __m512 *db = reinterpret_cast<const __m512 *>(wb + size_t(kc) * 8 * 64);
+template <typename T, int TT, bool F16>
+void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const chunk32 &w, const uint8_t *prep, size_t stride,
+            float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
+    const __m512i *qa = reinterpret_cast<const __m512i *>(w.qa), *qb = reinterpret_cast<const __m512i *>(w.qb);
     const uint8_t *pt[TT];
     #pragma GCC unroll 8
     for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
@@ -256,7 +265,7 @@ void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, co
                 s1[t] = _mm512_dpbusd_epi32(s1[t], w1, av);
             }
         }
-        const __m512 dw0 = _mm512_load_ps(da + j), dw1 = _mm512_load_ps(db + j);
+        const __m512 dw0 = chunk32::scales<F16>(w.sa, j), dw1 = chunk32::scales<F16>(w.sb, j);
         #pragma GCC unroll 8
         for (int t = 0; t < TT; t++) {
             float dy;
@@ -273,13 +282,12 @@ void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, co
     }
 }
 
-template <typename T, int TT>
-void tile32_n(int tt, int64_t kb, int64_t kc, int64_t nb, int64_t n, const uint8_t *wa, const uint8_t *wb,
-              const uint8_t *prep, size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf,
-              size_t pf_end, size_t pf_step) {
+template <typename T, int TT, bool F16>
+void tile32_n(int tt, int64_t kb, int64_t kc, int64_t nb, int64_t n, const chunk32 &w, const uint8_t *prep,
+              size_t stride, float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
     if constexpr (TT > 0) {
-        if (tt == TT) return tile32<T, TT>(kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
-        tile32_n<T, TT - 1>(tt, kb, kc, nb, n, wa, wb, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
+        if (tt == TT) return tile32<T, TT, F16>(kb, kc, nb, n, w, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
+        tile32_n<T, TT - 1, F16>(tt, kb, kc, nb, n, w, prep, stride, y, y_stride, next, pf, pf_end, pf_step);
     }
 }
 
@@ -299,26 +307,35 @@ inline uint8_t *align64(void *p) {
 // within the gemm_work_bytes(n) bytes after alignment (0: blocks too few, 16-row groups only).
 inline int64_t chunk32_blocks(int64_t n) { return int64_t((gemm_work_bytes(n) - 63) / (2 * 9 * 64)); }
 
-// The 32-row prompt pass over one pair of 16-row groups: for each K chunk of kc32 blocks, pack(kb, kc,
-// wa, wb) fills both packed halves in the work area pk, then every token tile runs tile32 (y: the pair's
-// first row, token 0); the next pair's next_bytes at next are prefetched over the whole pass, spread
-// across the chunks' first token tiles.
-template <typename T, typename Pack>
-void pass32(int64_t nb, int64_t n, int64_t kc32, uint8_t *pk, const Pack &pack, const uint8_t *prep,
-            size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, const uint8_t *next, size_t next_bytes) {
-    const size_t half_bytes = size_t(kc32) * (8 * 64 + 64);
+// The 32-row prompt pass over one pair of 16-row groups: for each K chunk of kc32 blocks, source(kb, kc)
+// says where the chunk is (a chunk32: packed into the work area, or the weights' own packed layout, F16),
+// then every token tile runs tile32 (y: the pair's first row, token 0); the next pair's next_bytes at next
+// are prefetched over the whole pass, spread across the chunks' first token tiles.
+template <typename T, bool F16, typename Source>
+void pass32(int64_t nb, int64_t n, int64_t kc32, const Source &source, const uint8_t *prep, size_t prep_stride,
+            int64_t n_tok, float *y, size_t y_stride, const uint8_t *next, size_t next_bytes) {
     for (int64_t kb = 0; kb < nb; kb += kc32) {
         const int64_t kc = nb - kb < kc32 ? nb - kb : kc32;
-        pack(kb, kc, pk, pk + half_bytes);
+        const chunk32 w = source(kb, kc);
         const size_t pf0 = next_bytes * size_t(kb) / size_t(nb) / 64 * 64;
         const size_t pf1 = next_bytes * size_t(kb + kc) / size_t(nb);
         const size_t pf_step = (pf1 - pf0) / size_t(kc) + 64;
         for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile32) {
             const int tt = int(n_tok - t0 < kTokTile32 ? n_tok - t0 : kTokTile32);
-            tile32_n<T, kTokTile32>(tt, kb, kc, nb, n, pk, pk + half_bytes, prep + t0 * prep_stride, prep_stride,
-                                    y + t0 * y_stride, y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
+            tile32_n<T, kTokTile32, F16>(tt, kb, kc, nb, n, w, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride,
+                                         y_stride, next, pf0, t0 == 0 ? pf1 : 0, pf_step);
         }
     }
+}
+
+// A source for pass32 that packs the chunk into the work area pk: pack(kb, kc, wa, wb) fills the halves
+// wa, wb (pack_group's layout: kc blocks of 8 vectors, then kc vectors of f32 scales).
+template <typename Pack> auto packed_into(uint8_t *pk, int64_t kc32, const Pack &pack) {
+    return [pk, kc32, &pack](int64_t kb, int64_t kc) {
+        uint8_t *wa = pk, *wb = pk + size_t(kc32) * (8 * 64 + 64);
+        pack(kb, kc, wa, wb);
+        return chunk32{wa, wb, wa + size_t(kc) * 8 * 64, wb + size_t(kc) * 8 * 64};
+    };
 }
 
 } // namespace vnni
