@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
-#include <system_error>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -58,12 +58,10 @@ void repack_parallel(const job &j, uint8_t *dst, unsigned n_threads) {
         }
     };
     std::vector<std::thread> helpers;
-    for (unsigned t = 1; t < n_threads; t++) {
-        try {
-            helpers.emplace_back(work);
-        } catch (const std::system_error &) { // no thread: the others (at least the caller) do its share
-            break;
-        }
+    try {
+        helpers.reserve(n_threads); // no reallocation (which could throw) once threads are running
+        for (unsigned t = 1; t < n_threads; t++) helpers.emplace_back(work);
+    } catch (const std::exception &) { // no memory or no thread: the others (at least the caller) do the rest
     }
     work();
     for (std::thread &h : helpers) h.join();
