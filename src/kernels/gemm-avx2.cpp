@@ -515,7 +515,7 @@ void gemm(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, const voi
 // ---- Q4_0 repacked at load (packed-layout.h's x16 layout, shared with the AVX-512 path) ----
 // Rows 0-7 of a group are the low 32 bytes of each 64-byte vector, rows 8-15 the high 32 bytes: one
 // 32-byte load gives 8 rows' nibble dwords, row r in lane r, so the block sums come out one row per lane
-// with no transpose (decode) and the prompt records are an AND / shift away (pack_chunk_x16).
+// with no transpose (decode) and the prompt records are an AND / shift away (pack_chunk_q4x16).
 
 // y[r] (16 rows) = the packed group grp against one Q8_0 activation row: per block and half h, the 8
 // vpmaddubsw of nibbles (u8 0..15) x activation dwords (|pair| <= 2 * 15 * 128 = 3840) are summed in

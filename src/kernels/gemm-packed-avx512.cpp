@@ -17,7 +17,6 @@ using namespace vnni;
 // transpose_q8's output v for the group's 16 rows, done once.
 template <typename T> constexpr size_t x16_qbytes() { return gptneox::x16_qbytes<is_q4<T>()>(); }
 template <typename T> size_t x16_group_bytes(int64_t n) { return gptneox::x16_group_bytes<is_q4<T>()>(n); }
-inline int64_t even_blocks(int64_t nb) { return x16_even_blocks(nb); }
 
 // Rows [0, n_rows) of the file's matrix (n_rows % 16 == 0) -> n_rows / 16 packed groups at out, one block
 // of 16 rows at a time by the prompt kernels' in-register transposes (Q4_0: the raw nibble bytes).
@@ -26,8 +25,8 @@ template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_byte
     const size_t gb = x16_group_bytes<T>(n);
     for (int64_t g = 0; g < n_rows / 16; g++) {
         const uint8_t *rows = static_cast<const uint8_t *>(wv) + size_t(16 * g) * row_bytes;
-        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * even_blocks(nb);
-        std::memset(sc + 32 * nb, 0, size_t(32 * (even_blocks(nb) - nb)));
+        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * x16_even_blocks(nb);
+        std::memset(sc + 32 * nb, 0, size_t(32 * (x16_even_blocks(nb) - nb)));
         const uint8_t *rp[16];
         for (int64_t ib = 0; ib < nb; ib++) {
             for (int r = 0; r < 16; r++) {
@@ -68,7 +67,7 @@ template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m5
 template <typename T>
 void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
                       size_t next_bytes) {
-    const uint8_t *sc = grp, *qv = grp + 32 * even_blocks(nb);
+    const uint8_t *sc = grp, *qv = grp + 32 * x16_even_blocks(nb);
     const size_t pf_step = 32 + x16_qbytes<T>();
     size_t pf = 0;
     __m512 acc = _mm512_setzero_ps();
@@ -112,7 +111,7 @@ template <typename T>
 void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
               size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
     constexpr size_t Q = x16_qbytes<T>();
-    const int64_t nb = n / 32, ne = even_blocks(nb);
+    const int64_t nb = n / 32, ne = x16_even_blocks(nb);
     const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
     uint8_t *pk = align64(work);
     const int64_t kc32 = chunk32_blocks(n);

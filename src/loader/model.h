@@ -77,7 +77,7 @@ struct free_deleter {
 
 struct model {
     std::unique_ptr<gguf_file> file; // owns the mapping every weight points into
-    std::vector<std::unique_ptr<uint8_t, free_deleter>> packed_mem; // weight.packed buffers
+    std::unique_ptr<uint8_t, free_deleter> packed_mem; // the arena every weight.packed points into
     hparams hp;
     weight tok_embd;                 // [n_vocab rows of n]
     std::vector<layer_weights> layers;

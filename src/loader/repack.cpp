@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 #include <exception>
 #include <thread>
 #include <vector>
@@ -92,7 +91,7 @@ void repack_weights(model &m, const char *path) {
     const size_t arena_bytes = (total + kHugePage - 1) / kHugePage * kHugePage;
     void *mem = std::aligned_alloc(kHugePage, arena_bytes);
     if (!mem) fail(GPTNEOX_STATUS_NO_MEMORY, "no memory for the repacked weights (%zu bytes)", arena_bytes);
-    m.packed_mem.emplace_back(static_cast<uint8_t *>(mem));
+    m.packed_mem.reset(static_cast<uint8_t *>(mem));
     madvise(mem, arena_bytes, MADV_HUGEPAGE);
     const unsigned hc = std::thread::hardware_concurrency();
     const unsigned n_threads = hc == 0 ? 1 : hc > 16 ? 16 : hc;
