@@ -10,6 +10,10 @@
 #include "kernels/kernels.h"
 
 namespace gptneox {
+// Internal linkage on purpose: this header is compiled into files built with different ISA flags (and
+// into plain ones), and the linker keeps one copy of an inline function or template instantiation with
+// external linkage, which could be an AVX-512 build of it reached from the AVX2 or scalar path.
+namespace {
 namespace attn_groups {
 
 // Start loading a group's rows (key rows are far apart: the hardware prefetcher does not see the
@@ -44,4 +48,5 @@ template <int G> inline void range(const attn_block_args &a, int64_t *g0, int64_
 }
 
 } // namespace attn_groups
+} // namespace
 } // namespace gptneox

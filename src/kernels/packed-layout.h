@@ -19,6 +19,10 @@
 #include "kernels/kernels.h"
 
 namespace gptneox {
+// Internal linkage on purpose: this header is compiled into files built with different ISA flags (and
+// into plain ones), and the linker keeps one copy of an inline function or template instantiation with
+// external linkage, which could be an AVX-512 build of it reached from the AVX2 or scalar path.
+namespace {
 
 constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
 
@@ -50,4 +54,5 @@ template <bool Q4> void repack_x16_ref(int64_t n, const void *wv, size_t row_byt
     }
 }
 
+} // namespace
 } // namespace gptneox
