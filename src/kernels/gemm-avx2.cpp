@@ -11,8 +11,8 @@
 //  - Q8_0, decode kernel: |w| (as u8, <= 128 even for w = -128) times a * sign(w). Activations come from
 //    q8_0_from_float, so |a| <= 127 (q = round(x / (amax / 127)) with amax the block's largest |x|):
 //    a pair sum is at most 2 * 128 * 127 = 32512 < 32767; vpmaddwd then widens to i32 at once.
-//  - Q8_0, prompt kernel: no vpmaddubsw at all. Weights (packed) and activations (per token tile and
-//    K-chunk) are sign-extended to i16 and multiplied by vpmaddwd alone (i16 x i16 -> i32 pair sums,
+//  - Q8_0, prompt kernel: no vpmaddubsw at all. Weights (packed) and activations (once per token, by
+//    gemm_prep) are sign-extended to i16 and multiplied by vpmaddwd alone (i16 x i16 -> i32 pair sums,
 //    which cannot overflow here: |pair| <= 2 * 128 * 128 = 32768, and vpmaddwd saturates only for
 //    four -32768 inputs). Measured on Zen 4: vpsignb / vpabsb issue on the same two pipes as
 //    vpmaddubsw / vpmaddwd, so the sign trick cost a third of the multiply throughput (3 multiply-pipe
@@ -63,6 +63,7 @@ struct q8_traits {
     static constexpr bool q4 = false;
     static constexpr size_t rec = kRecQ8;
     static constexpr int steps = 16;                // weight vectors (2 elements x 8 rows, i16) per block
+    static constexpr int64_t act_bytes = 2;         // per activation in gemm_prep's row (i16)
     static constexpr int64_t chunk = kChunkQ8;
     static constexpr _mm_hint hint = _MM_HINT_T1; // measured: Q8_0 decode streams better into L2
 };
@@ -71,6 +72,7 @@ struct q4_traits {
     static constexpr bool q4 = true;
     static constexpr size_t rec = kRecQ4;
     static constexpr int steps = 8;                 // weight vectors (4 elements x 8 rows, s8) per block
+    static constexpr int64_t act_bytes = 1;         // (a + 128, u8)
     static constexpr int64_t chunk = kChunkQ4;
     static constexpr _mm_hint hint = _MM_HINT_T0;
 };
@@ -369,7 +371,7 @@ inline void q4_block(const uint8_t *rec, const uint8_t *const *ai, __m256i *s0, 
 }
 
 // R row groups x TT tokens over kb packed blocks. a[t]: the token's activation dwords at the chunk's
-// first block (Q4_0: its prep bytes; Q8_0: the chunk's i16 copy), dy[t] its f32 scales there; y[t]: the
+// first block (its prep row: Q4_0 bytes, Q8_0 i16), dy[t] its f32 scales there; y[t]: the
 // token's outputs for the 16 rows; nv valid rows. The running f32 sums live in a small stack array
 // (loaded, FMA'd and stored once per block): with AVX2's 16 vector registers, the R * TT integer block
 // sums, the weight vectors and the broadcast already fill the register file, and keeping the float sums
@@ -465,7 +467,6 @@ void prompt(int64_t n, int64_t n_rows, int64_t kc, const Pack &pack, const void 
             int64_t n_tok, float *y, size_t y_stride, void *work) {
     const int64_t nb = n / 32;
     uint8_t *pk = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 31) & ~uintptr_t(31));
-    alignas(32) int16_t aw[kTok][kChunkQ8 * 32]; // Q8_0: the token tile's activations of the chunk as i16
     const uint8_t *pa = static_cast<const uint8_t *>(prep);
     for (int64_t g = 0; g < n_rows; g += 16) {
         const int nv = int(n_rows - g < 16 ? n_rows - g : 16);
@@ -479,15 +480,9 @@ void prompt(int64_t n, int64_t n_rows, int64_t kc, const Pack &pack, const void 
                 float *yo[kTok];
                 for (int t = 0; t < tt; t++) {
                     const uint8_t *p = pa + (t0 + t) * prep_stride;
-                    a[t] = p + b0 * 32;
-                    dy[t] = reinterpret_cast<const float *>(p + n) + b0;
+                    a[t] = p + b0 * 32 * T::act_bytes;
+                    dy[t] = reinterpret_cast<const float *>(p + n * T::act_bytes) + b0;
                     yo[t] = y + (t0 + t) * y_stride + g;
-                    if constexpr (!T::q4) {
-                        for (int64_t e = 0; e < kb * 32; e += 16)
-                            _mm256_store_si256(reinterpret_cast<__m256i *>(aw[t] + e),
-                                               _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(a[t] + e))));
-                        a[t] = reinterpret_cast<const uint8_t *>(aw[t]);
-                    }
                 }
                 if (nv > 8) tile_n<T, 2>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
                 else tile_n<T, 1>(tt, kb, pk, a, dy, yo, nv, b0 == 0);
@@ -613,27 +608,38 @@ void gemm_q4x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void
     prompt<q4_traits>(n, n_rows, kc, pack, prep, prep_stride, n_tok, y, y_stride, work);
 }
 
-// Q8_0 activation row -> [n bytes][n/32 f32 scales]: the bytes are a (Q8_0 weights) or a + 128 (Q4_0).
-template <bool Offset> void prep(int64_t n, const void *av, void *out) {
+// Q8_0 activation row -> [n activations][n/32 f32 scales]: a as i16 (Q8_0 weights: the prompt kernel
+// broadcasts i16 pairs, and widening once per token here is cheaper than once per 16 rows) or a + 128 as
+// u8 (Q4_0).
+template <typename T> void prep(int64_t n, const void *av, void *out) {
     const block_q8_0 *x = static_cast<const block_q8_0 *>(av);
     uint8_t *q = static_cast<uint8_t *>(out);
-    float *d = reinterpret_cast<float *>(q + n);
-    const __m256i bias = _mm256_set1_epi8(static_cast<char>(Offset ? 0x80 : 0));
+    float *d = reinterpret_cast<float *>(q + n * T::act_bytes);
     for (int64_t ib = 0; ib < n / 32; ib++) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 32), _mm256_xor_si256(load32(x[ib].qs), bias));
+        if constexpr (T::q4) {
+            _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 32), _mm256_xor_si256(load32(x[ib].qs), _mm256_set1_epi8(-128)));
+        } else {
+            #pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + ib * 64 + 32 * h),
+                                    _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(x[ib].qs + 16 * h))));
+        }
         const float s = h2f(x[ib].d);
         __builtin_memcpy(d + ib, &s, 4);
     }
 }
+template <typename T> size_t prep_size(int64_t n) { return size_t(n) * T::act_bytes + 4 * size_t(n / 32); }
 
 } // namespace
 
 void fill_gemm_avx2(kernels &k) {
     k.traits[GPTNEOX_TYPE_Q8_0].gemm = gemm<q8_traits>;
-    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep<false>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep = prep<q8_traits>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_prep_size = prep_size<q8_traits>;
     k.traits[GPTNEOX_TYPE_Q8_0].gemm_min_tokens = 4;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm = gemm<q4_traits>;
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<true>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep = prep<q4_traits>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_prep_size = prep_size<q4_traits>;
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_min_tokens = 4;
     k.traits[GPTNEOX_TYPE_Q4_0].packed_layout = kPackedQ4x16;
     k.traits[GPTNEOX_TYPE_Q4_0].packed_group_bytes = x16_group_bytes<true>;

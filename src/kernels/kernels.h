@@ -49,8 +49,10 @@ struct type_traits {
     void (*gemm)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
                  const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride,
                  void *work) = nullptr;
-    // One Q8_0 activation row (n elements) to the prompt kernel's layout (gemm_prep_bytes(n) bytes).
+    // One Q8_0 activation row (n elements) to the prompt kernel's layout, gemm_prep_size(n) bytes
+    // (nullptr: gemm_prep_bytes(n)).
     void (*gemm_prep)(int64_t n, const void *a, void *prep) = nullptr;
+    size_t (*gemm_prep_size)(int64_t n) = nullptr;
     int64_t gemm_min_tokens = 0; // matmul uses the prompt kernel (prep) from this many tokens on
     // The decode kernel reads gemm_prep's layout too: matmul preps every token whatever n_tok (work
     // still only from gemm_min_tokens on), and `act` is not read.

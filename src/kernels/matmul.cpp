@@ -58,7 +58,8 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     // scratch: [quantized rows][gemm_prep rows][nth gemm work areas], each part 64-byte aligned.
     const uint8_t *act_q = reinterpret_cast<const uint8_t *>(x);
     size_t act_stride = static_cast<size_t>(x_stride) * sizeof(float);
-    const size_t prep_stride = use_prep ? (gemm_prep_bytes(ne0) + 63) / 64 * 64 : 0;
+    const size_t prep_bytes = tr.gemm_prep_size ? tr.gemm_prep_size(ne0) : gemm_prep_bytes(ne0);
+    const size_t prep_stride = use_prep ? (prep_bytes + 63) / 64 * 64 : 0;
     const size_t work_bytes = use_prep && prompt ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
     uint8_t *prep = nullptr, *work_area = nullptr;
     if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
