@@ -1,5 +1,5 @@
 # libgptneox.so: the native engine. Built with the system g++ only; no third-party native code.
-# SIMD kernels live in files named *-avx2.cpp / *-avx512.cpp, compiled with that ISA's flags and called
+# SIMD kernels live in files named *-avx2.cpp / *-avx512.cpp / *-amx.cpp, compiled with that ISA's flags and called
 # only after run-time CPU detection says the CPU has it (no -march=native: the same .so runs on any x86-64).
 
 CXX      ?= g++
@@ -36,6 +36,10 @@ $(BUILD)/%-avx2.o: %-avx2.cpp $(HDRS)
 $(BUILD)/%-avx512.o: %-avx512.cpp $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(AVX512_FLAGS) -c $< -o $@
+
+$(BUILD)/%-amx.o: %-amx.cpp $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(AVX512_FLAGS) -mamx-tile -mamx-int8 -c $< -o $@
 
 $(BUILD)/%.o: %.cpp $(HDRS)
 	@mkdir -p $(dir $@)

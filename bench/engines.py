@@ -49,7 +49,7 @@ class OursEngine(Engine):
         from neox_cpp import _lib as L
 
         self._L = L
-        self.kernel_path = kernel_path  # enum gptneox_kernel_path: 0 auto, 2 AVX2, 3 AVX-512
+        self.kernel_path = kernel_path  # enum gptneox_kernel_path: 0 auto, 2 AVX2, 3 AVX-512, 4 AMX
         if kernel_path:
             name = (L.gptneox_kernel_path_name(kernel_path) or b"?").decode()
             self.name = f"neox_cpp {name}"

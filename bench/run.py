@@ -52,6 +52,13 @@ WTYPES = ("q8_0", "q4_0", "f16", "bf16")
 CT2_LIMIT = 20 * 10**9  # the CTranslate2 converter is killed beyond this RSS
 
 
+
+def _amx_supported() -> bool:
+    """Whether this CPU (and OS) runs our AMX kernel path (gptneox_kernel_path_supported)."""
+    from neox_cpp import _lib
+
+    return bool(_lib.gptneox_kernel_path_supported(_lib.GPTNEOX_KERNELS_AMX))
+
 def cache_dir() -> Path:
     env = os.environ.get("NEOX_BENCH_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "neox_cpp" / "bench"
@@ -144,6 +151,9 @@ def make_engines(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse
     if args.ours_avx2:
         add(table.EngineRun("neox_cpp avx2", fmt, size, per_tok),
             lambda: engines.OursEngine(path, 512, 512, args.threads, kernel_path=2))
+    if wtype == "q8_0" and _amx_supported():  # AUTO does not pick AMX yet: its own row where the CPU has it
+        add(table.EngineRun("neox_cpp amx", fmt, size, per_tok),
+            lambda: engines.OursEngine(path, 512, 512, args.threads, kernel_path=4))
     if not args.no_peer:
         reason = engines._peer.peer_missing_reason()
         run = table.EngineRun("llama.cpp", fmt, size, per_tok)

@@ -36,8 +36,10 @@ except ImportError as e:  # LibraryNotFoundError: the engine is not built
     pytest.skip(f"libgptneox is not available: {e}", allow_module_level=True)
 
 SCALAR, AVX2, AVX512 = _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KERNELS_AVX2, _lib.GPTNEOX_KERNELS_AVX512
+AMX = _lib.GPTNEOX_KERNELS_AMX
 F32_TYPE = _lib.GPTNEOX_TYPE_F32
-PATHS = [pytest.param(p, id=n) for p, n in ((SCALAR, "scalar"), (AVX2, "avx2"), (AVX512, "avx512"))]
+PATHS = [pytest.param(p, id=n)
+         for p, n in ((SCALAR, "scalar"), (AVX2, "avx2"), (AVX512, "avx512"), (AMX, "amx"))]
 N_TOKENS = 64
 F32_BOUND = 1e-5
 

@@ -60,14 +60,15 @@ def _logits(model: _lib.Model, tokens: List[int], kernel_path: int) -> np.ndarra
         return np.array(rows, dtype=np.float32)
 
 
-PATHS = [_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KERNELS_AVX2]
+PATHS = [_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KERNELS_AVX2,
+         _lib.GPTNEOX_KERNELS_AMX]
 
 
 def test_same_logits_with_and_without_repacking(q_path: Path, log_lines: List[str]) -> None:
     tokens = [int(x) for x in np.random.default_rng(3).integers(0, 200, size=37)]
     with _lib.Model(q_path, use_extra_bufts=False) as plain:
         assert not any("repacked" in s for s in log_lines)
-        ref = {p: _logits(plain, tokens, p) for p in PATHS if _lib.gptneox_kernel_path_name(p)}
+        ref = {p: _logits(plain, tokens, p) for p in PATHS if _lib.gptneox_kernel_path_supported(p)}
     packs = _packs_here(q_path.stem.rsplit("-", 1)[1])
     with _lib.Model(q_path) as packed:
         said = [s for s in log_lines if "repacked" in s]

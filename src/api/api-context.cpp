@@ -133,7 +133,7 @@ GPTNEOX_API gptneox_context *gptneox_init_from_model(gptneox_model *model, gptne
             p.pooling_type != GPTNEOX_POOLING_TYPE_LAST) {
             fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "pooling_type %d is not supported (NONE, MEAN, LAST)", p.pooling_type);
         }
-        if (p.kernel_path < GPTNEOX_KERNELS_AUTO || p.kernel_path > GPTNEOX_KERNELS_AVX512) {
+        if (p.kernel_path < GPTNEOX_KERNELS_AUTO || p.kernel_path > GPTNEOX_KERNELS_AMX) {
             fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "kernel_path %d is not a gptneox_kernel_path", p.kernel_path);
         }
         if (!(p.rope_freq_base >= 0.0f) || !std::isfinite(p.rope_freq_base) || !(p.rope_freq_scale >= 0.0f) ||

@@ -9,7 +9,7 @@
 
 namespace {
 
-bool valid_path(int p) { return p >= GPTNEOX_KERNELS_AUTO && p <= GPTNEOX_KERNELS_AVX512; }
+bool valid_path(int p) { return p >= GPTNEOX_KERNELS_AUTO && p <= GPTNEOX_KERNELS_AMX; }
 
 const char *path_name(int p) {
     switch (p) {
@@ -17,6 +17,7 @@ const char *path_name(int p) {
     case GPTNEOX_KERNELS_SCALAR: return "scalar";
     case GPTNEOX_KERNELS_AVX2: return "avx2";
     case GPTNEOX_KERNELS_AVX512: return "avx512";
+    case GPTNEOX_KERNELS_AMX: return "amx";
     default: return "unknown";
     }
 }

@@ -1,5 +1,10 @@
 // Run-time dispatch: one immutable kernel table per path, built on first use, and only for paths this
 // CPU and OS can execute (a SIMD file's code is never reached otherwise).
+#include <optional>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -11,6 +16,16 @@ bool avx2_ok(const cpu_features &f) { return f.avx2 && f.fma && f.f16c; }
 bool avx512_ok(const cpu_features &f) {
     return avx2_ok(f) && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
 }
+
+// Linux gives a process the AMX tile data state (8 KiB per thread's saved context) only on request:
+// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Until then a tile instruction faults. The grant
+// is per process and permanent; asked once, when the AMX table is first built.
+bool amx_permission() {
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+bool amx_ok(const cpu_features &f) { return avx512_ok(f) && f.avx512vnni && f.amx_int8 && f.os_amx; }
 
 kernels build(enum gptneox_kernel_path path) {
     kernels k;
@@ -24,7 +39,7 @@ kernels build(enum gptneox_kernel_path path) {
         fill_gelu_avx2(k);
         fill_gemm_avx2(k);
         fill_gemm_f16_avx2(k);
-    } else if (path == GPTNEOX_KERNELS_AVX512) {
+    } else if (path == GPTNEOX_KERNELS_AVX512 || path == GPTNEOX_KERNELS_AMX) {
         fill_kernels_avx2(k); // entries AVX-512 has no version of
         fill_kernels_avx512(k, f.avx512vnni);
         if (f.avx512vnni) {
@@ -35,6 +50,7 @@ kernels build(enum gptneox_kernel_path path) {
         fill_gelu_avx512(k);
         fill_gemm_f16_avx512(k);
         if (f.avx512bf16) fill_gemm_bf16dp_avx512(k);
+        if (path == GPTNEOX_KERNELS_AMX) fill_gemm_amx(k);
     }
     k.path = path;
     return k;
@@ -66,6 +82,12 @@ const kernels *get_kernels(enum gptneox_kernel_path path) {
         if (!avx512_ok(f)) return nullptr;
         static const kernels k = build(GPTNEOX_KERNELS_AVX512);
         return &k;
+    }
+    case GPTNEOX_KERNELS_AMX: {
+        // (the permission is asked once, inside the static's initialisation)
+        static const std::optional<kernels> k =
+            amx_ok(f) && amx_permission() ? std::optional<kernels>(build(GPTNEOX_KERNELS_AMX)) : std::nullopt;
+        return k ? &*k : nullptr;
     }
     default:
         return nullptr;

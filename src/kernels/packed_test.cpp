@@ -4,6 +4,9 @@
 // exactly the bits of matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
 // 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
 // 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
+// The AMX path's Q8_0 tile kernel runs here too, and on a CPU with AVX-512 VNNI but no AMX, the same
+// kernel with its tile instructions emulated in scalar code (fill_gemm_amx_emulated): its layouts, loops
+// and tails are checked on any AVX-512 VNNI machine, the instructions themselves only on AMX hardware.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "common/test-check.h"
+#include "kernels/kernels-impl.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "kernels/packed-layout.h"
@@ -38,16 +42,16 @@ std::vector<uint8_t> rand_quant(uint32_t type, int64_t n, int64_t rows) {
     return w;
 }
 
-void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
+void test_type(const kernels &k, thread_pool &pool, uint32_t type, const char *label) {
     const type_traits &t = k.traits[type];
     const char *tname = type == GPTNEOX_TYPE_Q4_0 ? "q4_0" : "q8_0";
     if (!t.packed_layout) {
-        std::printf("%s %s: no packed layout (reads rows in place)\n", gptneox_kernel_path_name(k.path), tname);
+        std::printf("%s %s: no packed layout (reads rows in place)\n", label, tname);
         return;
     }
     for (int64_t n : {32, 96, 128, 2816 + 32, 2816}) {
         for (int64_t rows : {16, 48, 64, 80, 96, 176, 368}) {
-            std::snprintf(g_ctx, sizeof g_ctx, "%s %s n=%lld rows=%lld", gptneox_kernel_path_name(k.path), tname,
+            std::snprintf(g_ctx, sizeof g_ctx, "%s %s n=%lld rows=%lld", label, tname,
                           static_cast<long long>(n), static_cast<long long>(rows));
             std::vector<uint8_t> w = rand_quant(type, n, rows);
             const size_t rb = w.size() / size_t(rows);
@@ -68,7 +72,7 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
             P.packed_layout = t.packed_layout;
             P.packed_group_bytes = gb;
             std::normal_distribution<float> d(0.0f, 1.0f);
-            for (int64_t nt : {1, 2, 3, 5, 7, 12, 37}) {
+            for (int64_t nt : {1, 2, 3, 5, 7, 12, 16, 17, 37}) {
                 std::vector<float> x(size_t(n * nt));
                 for (auto &v : x) v = d(rng);
                 for (int th : {1, 2}) {
@@ -89,14 +93,23 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type) {
 
 int main() {
     thread_pool pool(2);
-    for (enum gptneox_kernel_path p : {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512}) {
+    for (enum gptneox_kernel_path p : {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512, GPTNEOX_KERNELS_AMX}) {
         const kernels *k = get_kernels(p);
         if (!k) {
             std::printf("skip %s: not supported by this CPU\n", gptneox_kernel_path_name(p));
             continue;
         }
-        test_type(*k, pool, GPTNEOX_TYPE_Q4_0);
-        test_type(*k, pool, GPTNEOX_TYPE_Q8_0);
+        test_type(*k, pool, GPTNEOX_TYPE_Q4_0, gptneox_kernel_path_name(p));
+        test_type(*k, pool, GPTNEOX_TYPE_Q8_0, gptneox_kernel_path_name(p));
+    }
+    const cpu_features &f = detect_cpu();
+    const kernels *vnni = get_kernels(GPTNEOX_KERNELS_AVX512);
+    if (vnni && f.avx512vnni) {
+        kernels emu = *vnni;
+        fill_gemm_amx_emulated(emu);
+        test_type(emu, pool, GPTNEOX_TYPE_Q8_0, "amx-emulated");
+    } else {
+        std::printf("skip amx-emulated: its f32 part needs AVX-512 VNNI\n");
     }
     return report();
 }
