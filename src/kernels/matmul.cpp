@@ -128,8 +128,7 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
         }
         for (int64_t t = 0; t < n_tokens; t++) {
             float *yt = y + t * y_stride;
-            if (bias)
-                for (int64_t o = rb; o < re; o++) yt[o] += bias[o];
+            if (bias) k.axpy_f32(re - rb, 1.0f, bias + rb, yt + rb); // 1 * b is exact: yt + b, as rounded
             if (act) act(yt + rb, re - rb);
         }
     };
