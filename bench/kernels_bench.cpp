@@ -4,11 +4,12 @@
 // and by the calling thread's CPU time (cpu GB/s: for 1 thread, what the kernels reach when the
 // machine is shared with other work), and by the fastest single call (best GB/s: the least disturbed
 // by other load). Usage: kernels_bench [seconds per case] [token counts, e.g. 1,8,64] [paths, e.g.
-// avx512,avx2,scalar,avx2p,avx512p] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] (defaults: 1.0 1,64
-// scalar,avx2,avx512,avx2p,avx512p q8_0,q4_0 11264). avx2p / avx512p: that path on the weights repacked
-// at load (use_extra_bufts). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
+// avx512,avx2,scalar,avx2p,avx512p,amxp] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] (defaults: 1.0
+// 1,64 scalar,avx2,avx512,avx2p,avx512p,amxp q8_0,q4_0 11264). avx2p / avx512p / amxp: that path on the
+// weights repacked at load (use_extra_bufts; amxp: the AMX path, tiles for Q8_0 batches of 16+ tokens,
+// on CPUs that have AMX-INT8). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
 // Build (after `make`, which compiles the objects):
-//   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o') -o build/kernels_bench
+//   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/kernels_bench
 //   build/kernels_bench
 #include <chrono>
 #include <cstdlib>
@@ -48,7 +49,7 @@ int main(int argc, char **argv) {
         if (!c) break;
         p = c + 1;
     }
-    const char *paths = argc > 3 ? argv[3] : "scalar,avx2,avx512,avx2p,avx512p";
+    const char *paths = argc > 3 ? argv[3] : "scalar,avx2,avx512,avx2p,avx512p,amxp";
     const char *types = argc > 4 ? argv[4] : "q8_0,q4_0";
     const kernels *ref = get_kernels(GPTNEOX_KERNELS_SCALAR);
     std::mt19937 rng(1);
@@ -75,12 +76,13 @@ int main(int argc, char **argv) {
         std::vector<uint8_t> wq(row_bytes * ne1);
         for (int64_t r = 0; r < ne1; r++) tr.from_float(wf.data() + r * ne0, wq.data() + r * row_bytes, ne0);
         const weight Wq = weight::rows(type, ne0, ne1, row_bytes, wq.data(), "bench");
-        for (int p = 0; p < 5; p++) {
+        for (int p = 0; p < 6; p++) {
             const bool use_packed = p >= 3;
             const enum gptneox_kernel_path path = p == 0 ? GPTNEOX_KERNELS_SCALAR
                                                   : p == 1 || p == 3 ? GPTNEOX_KERNELS_AVX2
+                                                  : p == 5           ? GPTNEOX_KERNELS_AMX
                                                                      : GPTNEOX_KERNELS_AVX512;
-            const char *names[] = {"scalar", "avx2", "avx512", "avx2p", "avx512p"};
+            const char *names[] = {"scalar", "avx2", "avx512", "avx2p", "avx512p", "amxp"};
             const char *pname = names[p];
             if (!listed(paths, pname)) continue;
             const kernels *k = get_kernels(path);
