@@ -18,8 +18,8 @@
 // so the test checks this file's layouts and loops anywhere AVX-512 VNNI runs.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstring>
-#include <type_traits>
 
 #include "kernels/kernels-impl.h"
 #include "kernels/packed-layout.h"
@@ -41,6 +41,8 @@ struct alignas(64) tile_config {
     uint16_t colsb[16] = {};
     uint8_t rows[16] = {};
 };
+static_assert(offsetof(tile_config, colsb) == 16 && offsetof(tile_config, rows) == 48 && sizeof(tile_config) == 64,
+              "LDTILECFG's operand layout");
 tile_config make_config() {
     tile_config c;
     c.colsb[kA] = kTileK, c.rows[kA] = kTileTok;
@@ -50,14 +52,25 @@ tile_config make_config() {
 }
 
 struct hw {
-    explicit hw(const tile_config &c) { _tile_loadconfig(&c); }
+    // (ldtilecfg's asm declares only 8 of the 64 bytes as read: the barrier makes every byte stored first)
+    explicit hw(const tile_config &c) {
+        __asm__ volatile("" ::: "memory");
+        _tile_loadconfig(&c);
+    }
     ~hw() { _tile_release(); }
     hw(const hw &) = delete;
     hw &operator=(const hw &) = delete;
     // (the intrinsics paste their tile number into the instruction text: literals, kA = 0, kB = 1, kC0 = 2,
-    // kC1 = 3)
-    void load_a(const void *p, size_t stride) { _tile_loadd(0, p, stride); }
-    void load_b(const void *p) { _tile_loadd(1, p, 64); }
+    // kC1 = 3). GCC 12's tileloadd asm declares no memory input, so a compiler barrier first: every store
+    // to the bytes it reads (the tail copy) is emitted before it. tilestored has its "memory" clobber.
+    void load_a(const void *p, size_t stride) {
+        __asm__ volatile("" ::: "memory");
+        _tile_loadd(0, p, stride);
+    }
+    void load_b(const void *p) {
+        __asm__ volatile("" ::: "memory");
+        _tile_loadd(1, p, 64);
+    }
     // C (0 or 1) = A x B from zero, then stored to out (16 rows x 64 bytes)
     template <int C> void product(int32_t *out) {
         if constexpr (C == 0) {
@@ -92,25 +105,11 @@ struct emulated {
     }
 };
 
-// One block's FMAs for m tokens: acc[t] = fma(float(c[t] + corr_t), dw * dy_t, acc[t]).
-inline void block_fma(const int32_t *c, __m512 dw, const uint8_t *prep, size_t prep_stride, int64_t n, int64_t ib,
-                      int m, __m512 *acc) {
-    const int64_t nb = n / 32;
-    #pragma GCC unroll 16
-    for (int t = 0; t < kTileTok; t++) {
-        if (t >= m) break;
-        const uint8_t *row = prep + size_t(t) * prep_stride;
-        float dy;
-        int32_t corr;
-        std::memcpy(&dy, row + n + 4 * ib, 4);
-        std::memcpy(&corr, row + n + 4 * nb + 4 * ib, 4);
-        const __m512i is = _mm512_add_epi32(_mm512_load_si512(c + 16 * t), _mm512_set1_epi32(corr));
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[t]);
-    }
-}
-
 // 16 rows (one packed group) x m <= 16 tokens whose activation bytes are a (stride a_stride) and whose
-// prep rows (scales, corrections) are at prep.
+// prep rows (scales, corrections) are at prep. Per block: acc[t] = fma(float(c[t] + corr_t), dw * dy_t,
+// acc[t]). The 16 sums are indexed by constants only (loops unrolled, no pointer to them), so they stay
+// in zmm registers: an addressable array would be stored and reloaded around every tilestored, whose asm
+// clobbers memory.
 template <typename Tiles>
 void group_tile(Tiles &tl, int64_t n, const uint8_t *grp, const uint8_t *a, size_t a_stride, const uint8_t *prep,
                 size_t prep_stride, int m, float *y, size_t y_stride) {
@@ -120,21 +119,31 @@ void group_tile(Tiles &tl, int64_t n, const uint8_t *grp, const uint8_t *a, size
     __m512 acc[kTileTok];
     #pragma GCC unroll 16
     for (int t = 0; t < kTileTok; t++) acc[t] = _mm512_setzero_ps();
-    auto step = [&](int64_t ib, auto which) {
-        constexpr int C = decltype(which)::value;
+    for (int64_t ib = 0; ib < nb; ib++) {
+        // two C tiles alternate, so this block's product can start while the last block's FMAs run
+        const int which = int(ib & 1);
         tl.load_a(a + 32 * ib, a_stride);
         tl.load_b(q + 512 * ib);
-        tl.template product<C>(c[C]);
+        if (which) tl.template product<1>(c[1]);
+        else tl.template product<0>(c[0]);
+        const int32_t *cc = c[which];
         const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(grp + 32 * ib)));
-        block_fma(c[C], dw, prep, prep_stride, n, ib, m, acc);
-    };
-    int64_t ib = 0;
-    for (; ib + 2 <= nb; ib += 2) {
-        step(ib, std::integral_constant<int, 0>());
-        step(ib + 1, std::integral_constant<int, 1>());
+        #pragma GCC unroll 16
+        for (int t = 0; t < kTileTok; t++) {
+            if (t < m) {
+                const uint8_t *row = prep + size_t(t) * prep_stride;
+                float dy;
+                int32_t corr;
+                std::memcpy(&dy, row + n + 4 * ib, 4);
+                std::memcpy(&corr, row + n + 4 * nb + 4 * ib, 4);
+                const __m512i is = _mm512_add_epi32(_mm512_load_si512(cc + 16 * t), _mm512_set1_epi32(corr));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[t]);
+            }
+        }
     }
-    if (ib < nb) step(ib, std::integral_constant<int, 0>());
-    for (int t = 0; t < m; t++) _mm512_storeu_ps(y + size_t(t) * y_stride, acc[t]);
+    #pragma GCC unroll 16
+    for (int t = 0; t < kTileTok; t++)
+        if (t < m) _mm512_storeu_ps(y + size_t(t) * y_stride, acc[t]);
 }
 
 // Fewer tokens than this: the VNNI kernels (a tile would be mostly empty).
