@@ -158,7 +158,7 @@ GPTNEOX_API gptneox_context *gptneox_init_from_model(gptneox_model *model, gptne
         c->kern = k;
         const int32_t n_threads = std::max(p.n_threads, p.n_threads_batch);
         c->pool = std::make_unique<gptneox::thread_pool>(n_threads);
-        c->cache.init(p.n_ctx, hp.n_layer, hp.n_embd, uint32_t(p.type_k), uint32_t(p.type_v));
+        c->cache.init(p.n_ctx, hp.n_layer, hp.n_head, hp.head_dim, uint32_t(p.type_k), uint32_t(p.type_v));
         // scratch for the larger of n_ubatch and the coalescing capacity (see decode.cpp)
         const uint32_t cap = gptneox::coalesce_capacity(p.n_ubatch, p.n_ctx);
         c->rs.init(hp, int32_t(cap), p.n_ctx, n_threads, p.rope_freq_base);

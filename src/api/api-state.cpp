@@ -10,7 +10,9 @@
 //   u8 pooled_ok[n_seq_max], f32 pooled[n_seq_max][n_embd] if has_pooled
 // gptneox_state_set_data checks every field against the context and consumes exactly `size` bytes,
 // or changes nothing.
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "api/context.h"
 #include "common/status.h"
@@ -81,14 +83,20 @@ void write_state(const gptneox_context &c, writer &w) {
         w.put(int32_t(kv.cell(i).pos));
         w.put(uint64_t(kv.cell(i).seq));
     }
+    // (rows of all heads, whatever the cache's own layout)
+    std::vector<uint8_t> row(std::max(kv.k_row_bytes(), kv.v_row_bytes()));
     for (int32_t l = 0; l < hp.n_layer; l++) {
         for (uint32_t i = 0; i < kv.size(); i++) {
-            if (!kv.cell(i).empty()) w.put(kv.k_row(l, i), kv.k_row_bytes());
+            if (kv.cell(i).empty()) continue;
+            kv.read_k_row(l, i, row.data());
+            w.put(row.data(), kv.k_row_bytes());
         }
     }
     for (int32_t l = 0; l < hp.n_layer; l++) {
         for (uint32_t i = 0; i < kv.size(); i++) {
-            if (!kv.cell(i).empty()) w.put(kv.v_row(l, i), kv.v_row_bytes());
+            if (kv.cell(i).empty()) continue;
+            kv.read_v_row(l, i, row.data());
+            w.put(row.data(), kv.v_row_bytes());
         }
     }
     w.put(uint32_t(c.n_batch_last));
@@ -188,8 +196,8 @@ size_t read_state(gptneox_context &c, const uint8_t *src, size_t size, bool appl
         std::memcpy(&seq, cells + j * 16 + 8, 8);
         kv.assign(idx, pos, seq);
         for (int32_t l = 0; l < hp.n_layer; l++) {
-            std::memcpy(kv.k_row(l, idx), k + (size_t(l) * n_cells + j) * kv.k_row_bytes(), kv.k_row_bytes());
-            std::memcpy(kv.v_row(l, idx), v + (size_t(l) * n_cells + j) * kv.v_row_bytes(), kv.v_row_bytes());
+            kv.write_k_row(l, idx, k + (size_t(l) * n_cells + j) * kv.k_row_bytes());
+            kv.write_v_row(l, idx, v + (size_t(l) * n_cells + j) * kv.v_row_bytes());
         }
     }
     c.n_batch_last = int32_t(n_batch_last);

@@ -132,14 +132,16 @@ void store_row(const kernels &k, uint32_t type, const float *src, void *dst, int
 void rotate_k(const kernels &k, kv_cache &cache, const hparams &hp, const float *inv_freq, float freq_scale,
               const uint32_t *cells, size_t n_cells, int32_t delta) {
     if (n_cells == 0 || hp.n_rot == 0) return;
-    std::vector<float> row(size_t(hp.n_embd)); // [n] one cell's K row (not a per-token path)
+    std::vector<float> row(size_t(hp.n_embd));       // [n] one cell's K row (not a per-token path)
+    std::vector<uint8_t> raw(cache.k_row_bytes()); // the same as stored
     const float angle_pos = float(delta) * freq_scale;
     for (int32_t l = 0; l < hp.n_layer; l++) {
         for (size_t c = 0; c < n_cells; c++) {
-            void *kr = cache.k_row(l, cells[c]);
-            load_row(k, cache.type_k(), kr, row.data(), hp.n_embd);
+            cache.read_k_row(l, cells[c], raw.data());
+            load_row(k, cache.type_k(), raw.data(), row.data(), hp.n_embd);
             rope_neox(row.data(), hp.n_head, hp.head_dim, hp.n_rot, angle_pos, inv_freq);
-            store_row(k, cache.type_k(), row.data(), kr, hp.n_embd);
+            store_row(k, cache.type_k(), row.data(), raw.data(), hp.n_embd);
+            cache.write_k_row(l, cells[c], raw.data());
         }
     }
 }
@@ -251,15 +253,13 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
     const int nth = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(n_threads), n_items, int64_t(rs.attn_slots)})));
     float *work0 = rs.attn_work.data();
     work0 += (16 - (reinterpret_cast<uintptr_t>(work0) / sizeof(float)) % 16) % 16; // 64-byte aligned
-    const uint16_t *k_base = static_cast<const uint16_t *>(cache.k_row(layer, 0));
-    const uint16_t *v_base = static_cast<const uint16_t *>(cache.v_row(layer, 0));
     std::atomic<int64_t> next{0};
     auto job = [&](int ith, int) {
         attn_block_args a;
         a.hd = hd;
         a.q_stride = size_t(3 * n);
-        a.k_stride = cache.k_row_bytes() / 2;
-        a.v_stride = cache.v_row_bytes() / 2;
+        a.k_stride = cache.k_head_bytes() / 2;
+        a.v_stride = cache.v_head_bytes() / 2;
         a.scale = 1.0f / std::sqrt(float(hd));
         a.out_stride = size_t(n);
         a.work = work0 + size_t(ith) * rs.attn_slot_floats;
@@ -268,8 +268,8 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
             const int32_t t0 = b * kAttnMaxQ;
             a.n_q = std::min(kAttnMaxQ, ub.n_tokens - t0);
             a.q = rs.qkv.data() + size_t(t0) * 3 * n + size_t(h) * hd;
-            a.k = k_base + size_t(h) * hd;
-            a.v = v_base + size_t(h) * hd;
+            a.k = reinterpret_cast<const uint16_t *>(cache.k_head(layer, h));
+            a.v = reinterpret_cast<const uint16_t *>(cache.v_head(layer, h));
             a.k0 = rs.vis_range[2 * size_t(b)];
             a.k1 = rs.vis_range[2 * size_t(b) + 1];
             a.vis = rs.vis.data() + size_t(b) * cache.size();
@@ -313,8 +313,8 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
                     const kv_cell &c = cache.cell(j);
                     sc[j] = c.empty() || !c.has(s) || c.pos > p ? -std::numeric_limits<float>::infinity() : 0.0f;
                 }
-                k.attn_scores_f16(hd, q, static_cast<const uint16_t *>(cache.k_row(layer, 0)) + size_t(h) * hd,
-                                  cache.k_row_bytes() / 2, n_kv, scale, sc);
+                k.attn_scores_f16(hd, q, reinterpret_cast<const uint16_t *>(cache.k_head(layer, h)),
+                                  cache.k_head_bytes() / 2, n_kv, scale, sc);
             } else {
                 for (uint32_t j = 0; j < n_kv; j++) {
                     const kv_cell &c = cache.cell(j);
@@ -322,8 +322,7 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
                         sc[j] = -std::numeric_limits<float>::infinity();
                         continue;
                     }
-                    const void *kr = static_cast<const uint8_t *>(cache.k_row(layer, j)) +
-                                     size_t(h) * hd * (k16 ? 2 : 4);
+                    const void *kr = cache.k_head(layer, h) + j * cache.k_head_bytes();
                     sc[j] = scale * (k16 ? k.dot_f32_f16(hd, q, static_cast<const uint16_t *>(kr))
                                          : k.dot_f32(hd, q, static_cast<const float *>(kr)));
                 }
@@ -331,15 +330,14 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
             softmax(sc, n_kv);
             // out = sum_j sc[j] * v_j
             if (v16 && k.attn_values_f16) {
-                k.attn_values_f16(hd, sc, static_cast<const uint16_t *>(cache.v_row(layer, 0)) + size_t(h) * hd,
-                                  cache.v_row_bytes() / 2, n_kv, out);
+                k.attn_values_f16(hd, sc, reinterpret_cast<const uint16_t *>(cache.v_head(layer, h)),
+                                  cache.v_head_bytes() / 2, n_kv, out);
                 continue;
             }
             std::fill(out, out + hd, 0.0f);
             for (uint32_t j = 0; j < n_kv; j++) {
                 if (sc[j] == 0.0f) continue;
-                const void *vr = static_cast<const uint8_t *>(cache.v_row(layer, j)) +
-                                 size_t(h) * hd * (v16 ? 2 : 4);
+                const void *vr = cache.v_head(layer, h) + j * cache.v_head_bytes();
                 if (v16) {
                     k.axpy_f16(hd, sc[j], static_cast<const uint16_t *>(vr), out);
                 } else {
@@ -394,8 +392,13 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
             const float *cs = &rs.rope_cs[size_t(t) * hp.n_rot];
             rope_neox_cs(q, hp.n_head, hp.head_dim, hp.n_rot, cs);
             rope_neox_cs(kk, hp.n_head, hp.head_dim, hp.n_rot, cs);
-            store_row(k, cache.type_k(), kk, cache.k_row(l, uint32_t(ub.cell[t])), n);
-            store_row(k, cache.type_v(), v, cache.v_row(l, uint32_t(ub.cell[t])), n);
+            const size_t cell = size_t(ub.cell[t]);
+            for (int32_t h = 0; h < hp.n_head; h++) {
+                store_row(k, cache.type_k(), kk + size_t(h) * hp.head_dim, cache.k_head(l, h) + cell * cache.k_head_bytes(),
+                          hp.head_dim);
+                store_row(k, cache.type_v(), v + size_t(h) * hp.head_dim, cache.v_head(l, h) + cell * cache.v_head_bytes(),
+                          hp.head_dim);
+            }
         });
 
         // att = softmax(q k^T / sqrt(hd)) v per head, heads merged        [T][n]

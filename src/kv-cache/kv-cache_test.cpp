@@ -99,7 +99,7 @@ bool same(const gptneox::kv_cache &kv, const ref_cache &ref) {
 
 void test_slots() {
     gptneox::kv_cache kv;
-    kv.init(8, 2, 4, GPTNEOX_TYPE_F16, GPTNEOX_TYPE_F32);
+    kv.init(8, 2, 2, 3, GPTNEOX_TYPE_F16, GPTNEOX_TYPE_F32); // 2 layers, 2 heads of 3
     int32_t cells[8];
     check(kv.find_slots(3, cells) && cells[0] == 0 && cells[1] == 1 && cells[2] == 2, "append slots are 0,1,2");
     for (int i = 0; i < 3; i++) kv.assign(uint32_t(cells[i]), i, 1);
@@ -110,20 +110,32 @@ void test_slots() {
           "no contiguous run of 3: first free cells in order");
     check(!kv.find_slots(5, cells), "5 cells do not fit in 4 free");
     check(kv.n_used() == 4 && kv.used_end() == 6, "n_used / used_end");
-    check(kv.k_row_bytes() == 8 && kv.v_row_bytes() == 16, "row bytes for f16 K / f32 V");
-    check(static_cast<uint8_t *>(kv.k_row(1, 0)) - static_cast<uint8_t *>(kv.k_row(0, 0)) == 8 * 8,
-          "K layout [layer][cell][n_embd]");
-    std::memset(kv.k_row(1, 5), 0xAB, kv.k_row_bytes());
-    std::memset(kv.v_row(0, 2), 0xCD, kv.v_row_bytes());
+    check(kv.k_head_bytes() == 6 && kv.v_head_bytes() == 12 && kv.k_row_bytes() == 12 && kv.v_row_bytes() == 24,
+          "head and row bytes for f16 K / f32 V");
+    check(kv.k_head(0, 1) - kv.k_head(0, 0) == 8 * 6 && kv.k_head(1, 0) - kv.k_head(0, 0) == 2 * 8 * 6 &&
+              kv.v_head(1, 1) - kv.v_head(0, 0) == 3 * 8 * 12,
+          "K / V layout [layer][head][cell][head_dim]");
+    // a row is the cell's heads in order: write one, read it back, and find its heads where they belong
+    uint8_t row[24], back[24];
+    for (int b = 0; b < 24; b++) row[b] = uint8_t(b + 1);
+    kv.write_k_row(1, 5, row);
+    kv.read_k_row(1, 5, back);
+    check(std::memcmp(row, back, 12) == 0 && std::memcmp(kv.k_head(1, 1) + 5 * 6, row + 6, 6) == 0 &&
+              std::memcmp(kv.k_head(1, 0) + 5 * 6, row, 6) == 0,
+          "K row write / read round trip, head h at k_head(l, h) + i * k_head_bytes");
+    kv.write_v_row(0, 2, row);
+    kv.read_v_row(0, 2, back);
+    check(std::memcmp(row, back, 24) == 0 && std::memcmp(kv.v_head(0, 1) + 2 * 12, row + 12, 12) == 0,
+          "V row write / read round trip");
     kv.clear();
     kv.zero_data();
     bool zero = true;
     for (int l = 0; l < 2; l++) {
         for (uint32_t i = 0; i < 6; i++) {
-            const auto *k = static_cast<const uint8_t *>(kv.k_row(l, i));
-            const auto *v = static_cast<const uint8_t *>(kv.v_row(l, i));
-            for (size_t b = 0; b < kv.k_row_bytes(); b++) zero = zero && k[b] == 0;
-            for (size_t b = 0; b < kv.v_row_bytes(); b++) zero = zero && v[b] == 0;
+            kv.read_k_row(l, i, back);
+            for (size_t b = 0; b < kv.k_row_bytes(); b++) zero = zero && back[b] == 0;
+            kv.read_v_row(l, i, back);
+            for (size_t b = 0; b < kv.v_row_bytes(); b++) zero = zero && back[b] == 0;
         }
     }
     check(zero, "zero_data zeroes every row that held data");
@@ -131,7 +143,7 @@ void test_slots() {
 
     bool threw = false;
     try {
-        kv.init(4, 1, 4, 8 /* Q8_0 */, GPTNEOX_TYPE_F16);
+        kv.init(4, 1, 2, 2, 8 /* Q8_0 */, GPTNEOX_TYPE_F16);
     } catch (const gptneox::error &e) {
         threw = e.status() == GPTNEOX_STATUS_UNSUPPORTED;
     }
@@ -144,7 +156,7 @@ void test_random() {
         const uint32_t n_ctx = 1 + rng() % 40;
         const int n_seq = 1 + int(rng() % 4);
         gptneox::kv_cache kv;
-        kv.init(n_ctx, 1, 2, GPTNEOX_TYPE_F32, GPTNEOX_TYPE_F32);
+        kv.init(n_ctx, 1, 1, 2, GPTNEOX_TYPE_F32, GPTNEOX_TYPE_F32);
         ref_cache ref;
         ref.cells.resize(n_ctx);
         std::vector<int> next(size_t(n_seq), 0);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/huge-buffer.h"
 #include "gguf/gguf.h"
 #include "gptneox.h"
 #include "vocab/vocab.h"
@@ -71,13 +72,9 @@ struct layer_weights {
     weight down_b;                   // [n] f32
 };
 
-struct free_deleter {
-    void operator()(void *p) const;
-};
-
 struct model {
     std::unique_ptr<gguf_file> file; // owns the mapping every weight points into
-    std::unique_ptr<uint8_t, free_deleter> packed_mem; // the arena every weight.packed points into
+    huge_buffer packed_mem; // the arena every weight.packed points into
     hparams hp;
     weight tok_embd;                 // [n_vocab rows of n]
     std::vector<layer_weights> layers;

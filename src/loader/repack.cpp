@@ -14,13 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include "common/huge-buffer.h"
 #include "common/status.h"
 #include "kernels/kernels.h"
 #include "loader/model.h"
 
 namespace gptneox {
-
-void free_deleter::operator()(void *p) const { std::free(p); }
 
 namespace {
 
@@ -38,8 +37,6 @@ struct job {
     const type_traits *tr;
     size_t group_bytes, offset;
 };
-
-constexpr size_t kHugePage = size_t(2) << 20;
 
 // tr->repack over the 16-row groups of w, split in chunks among n_threads threads (the caller included;
 // groups are independent, so the result is the same whatever the split).
@@ -88,14 +85,11 @@ void repack_weights(model &m, const char *path) {
     if (jobs.empty()) return;
     // One arena on 2 MB boundaries, advised for transparent huge pages: ~500x fewer page faults while it
     // is filled, and fewer TLB misses when decode streams through it (the advice may be ignored: harmless).
-    const size_t arena_bytes = (total + kHugePage - 1) / kHugePage * kHugePage;
-    void *mem = std::aligned_alloc(kHugePage, arena_bytes);
-    if (!mem) fail(GPTNEOX_STATUS_NO_MEMORY, "no memory for the repacked weights (%zu bytes)", arena_bytes);
-    m.packed_mem.reset(static_cast<uint8_t *>(mem));
-    madvise(mem, arena_bytes, MADV_HUGEPAGE);
+    m.packed_mem = huge_alloc(total);
+    if (!m.packed_mem) fail(GPTNEOX_STATUS_NO_MEMORY, "no memory for the repacked weights (%zu bytes)", total);
     const unsigned hc = std::thread::hardware_concurrency();
     const unsigned n_threads = hc == 0 ? 1 : hc > 16 ? 16 : hc;
-    uint8_t *arena = static_cast<uint8_t *>(mem);
+    uint8_t *arena = m.packed_mem.get();
     for (const job &j : jobs) { // one matrix at a time, its file pages released before the next
         weight &w = *j.w;
         repack_parallel(j, arena + j.offset, n_threads);
