@@ -118,6 +118,22 @@ class OursEngine(Engine):
         finally:
             self._L.gptneox_free(ctx)
 
+    def tg_after(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
+        """Seconds of single-token decodes of `tokens` after `prompt` (evaluated first, in n_batch calls,
+        not timed): generation at a context of len(prompt)."""
+        ctx = self._new_ctx()
+        try:
+            for s in range(0, len(prompt), self.n_batch):
+                self._fill(prompt[s:s + self.n_batch], s)
+                self._decode(ctx)
+            t = time.perf_counter()
+            for i, tok in enumerate(tokens):
+                self._fill([tok], len(prompt) + i)
+                self._decode(ctx)
+            return time.perf_counter() - t
+        finally:
+            self._L.gptneox_free(ctx)
+
     def logits(self, tokens: Sequence[int]) -> Any:
         """[n_tokens, n_vocab] logits of every position, in one batch (for checks, not timing)."""
         import numpy as np
@@ -158,6 +174,9 @@ class LlamaCppEngine(Engine):
 
     def tg(self, tokens: Sequence[int]) -> float:
         return self._peer.tg_seconds(tokens)
+
+    def tg_after(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
+        return self._peer.tg_after_seconds(prompt, tokens)
 
     def close(self) -> None:
         self._peer.close()

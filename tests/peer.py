@@ -128,6 +128,15 @@ for line in sys.stdin:
                 llm.eval([tok])
                 llcpp.llama_synchronize(llm._ctx.ctx)
             answer({"ok": True, "seconds": time.perf_counter() - t})
+        elif op == "tg_after":
+            llm.reset()
+            llm.eval(cmd["prompt"])
+            llcpp.llama_synchronize(llm._ctx.ctx)
+            t = time.perf_counter()
+            for tok in cmd["tokens"]:
+                llm.eval([tok])
+                llcpp.llama_synchronize(llm._ctx.ctx)
+            answer({"ok": True, "seconds": time.perf_counter() - t})
         elif op == "quantize":
             p = llcpp.llama_model_quantize_default_params()
             p.ftype = cmd["ftype"]
@@ -203,6 +212,11 @@ class Peer:
 
     def tg_seconds(self, tokens: Sequence[int]) -> float:
         return float(self.call("tg", tokens=[int(t) for t in tokens])["seconds"])
+
+    def tg_after_seconds(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
+        """Single-token evals of `tokens` after `prompt` (evaluated first, not timed)."""
+        return float(self.call("tg_after", prompt=[int(t) for t in prompt],
+                               tokens=[int(t) for t in tokens])["seconds"])
 
     def quantize(self, src: Path, dst: Path, outtype: str, n_threads: int = 2, pure: bool = False) -> None:
         """llama.cpp's quantizer (llama_model_quantize). pure: every matrix in `outtype` (by default

@@ -1,0 +1,90 @@
+"""Generation at long contexts: tokens/s of single-token decodes after a prompt of N tokens, our engine
+and the llama.cpp peer on the same GGUF file (2 threads, n_ctx 2048, f16 KV cache), interleaved.
+
+At 2048 cells the f16 K and V that every generated token reads are 2 x n_layer x 2048 x n_embd x 2 bytes
+(0.83 GB for rinna-3.6B's shape, 40% of its q4_0 weights): the attention's reads, not only the weights',
+decide the speed. The table gives each engine's tokens/s at each context, the ratio to its own speed
+at the shortest one, and ours / llama.cpp.
+
+    python bench/long_context.py [--shape rinna-3.6b] [--type q4_0] [--contexts 8,1024,1900] [--reps 2]
+
+Models come from bench/run.py's cache (made there if missing). Without the llama.cpp peer
+(.ci/build-peer.sh) only our rows are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import checkpoint  # noqa: E402
+import engines  # noqa: E402
+import sysinfo  # noqa: E402
+from api_overhead import _tokens  # noqa: E402
+
+N_CTX = 2048
+N_GEN = 16
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", default="rinna-3.6b")
+    ap.add_argument("--type", default="q4_0")
+    ap.add_argument("--contexts", default="8,1024,1900", help="prompt lengths (+16 generated must fit 2048)")
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "neox_cpp" / "bench")
+    args = ap.parse_args(argv)
+    contexts = [int(c) for c in args.contexts.split(",")]
+    if max(contexts) + N_GEN > N_CTX:
+        ap.error(f"contexts must leave {N_GEN} cells of the {N_CTX}")
+
+    from run import ensure_gguf
+
+    path = ensure_gguf(checkpoint.SHAPES[args.shape], args.type, args.cache, False)
+    makers = {"neox_cpp": lambda: engines.OursEngine(path, N_CTX, 512, args.threads)}
+    why = engines._peer.peer_missing_reason()
+    if why:
+        print(f"llama.cpp peer not run: {why}")
+    else:
+        makers["llama.cpp"] = lambda: engines.LlamaCppEngine(path, N_CTX, 512, args.threads, extra_bufts=True)
+    live = {name: make() for name, make in makers.items()}
+    prompt = _tokens(max(contexts), 5)
+    gen = _tokens(N_GEN, 6)
+    res: Dict[str, Dict[int, List[float]]] = {n: {c: [] for c in contexts} for n in live}
+    try:
+        for rep in range(args.reps):
+            for c in contexts:
+                for name in (list(live) if rep % 2 == 0 else list(live)[::-1]):
+                    secs = live[name].tg_after(prompt[:c], gen)
+                    res[name][c].append(N_GEN / secs)
+                    print(f"  rep {rep + 1}/{args.reps} context {c:5d} {name:10s} {N_GEN / secs:7.2f} tok/s",
+                          flush=True)
+    finally:
+        for e in live.values():
+            e.close()
+
+    med = {n: {c: statistics.median(v) for c, v in r.items()} for n, r in res.items()}
+    print(f"\nCPU: {sysinfo.describe()}; {path.name}, n_ctx {N_CTX}, f16 KV cache, {args.threads} threads, "
+          f"tokens/s of {N_GEN} decodes after the context, median (min-max) of {args.reps}\n")
+    print("| engine | " + " | ".join(f"context {c}" for c in contexts) + " |")
+    print("|---|" + "---|" * len(contexts))
+    for n, r in res.items():
+        cells = [f"{med[n][c]:.2f} ({min(r[c]):.2f}-{max(r[c]):.2f}), {med[n][c] / med[n][contexts[0]]:.2f}x"
+                 for c in contexts]
+        print(f"| {n} | " + " | ".join(cells) + " |")
+    if "llama.cpp" in med:
+        print("| ours / llama.cpp | " + " | ".join(f"{med['neox_cpp'][c] / med['llama.cpp'][c]:.2f}x"
+                                                for c in contexts) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
