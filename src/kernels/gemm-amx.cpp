@@ -14,18 +14,15 @@
 // overlaps this block's FMAs), and the 16 tokens' f32 sums stay in zmm registers for the whole row.
 //
 // Tile operations go through a policy type: `hw` issues the instructions; `emulated` (used only by
-// gemm_amx_test on CPUs without AMX) computes the same operations in scalar code on its own storage,
+// packed_test, on CPUs without AMX) computes the same operations in scalar code on its own storage,
 // so the test checks this file's layouts and loops anywhere AVX-512 VNNI runs.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstring>
 
-#include "kernels/kernels-impl.h"
+#include "kernels/gemm-vnni.h"
 #include "kernels/packed-layout.h"
-
-#pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace gptneox {
 namespace {
@@ -131,13 +128,9 @@ void group_tile(Tiles &tl, int64_t n, const uint8_t *grp, const uint8_t *a, size
         #pragma GCC unroll 16
         for (int t = 0; t < kTileTok; t++) {
             if (t < m) {
-                const uint8_t *row = prep + size_t(t) * prep_stride;
-                float dy;
-                int32_t corr;
-                std::memcpy(&dy, row + n + 4 * ib, 4);
-                std::memcpy(&corr, row + n + 4 * nb + 4 * ib, 4);
-                const __m512i is = _mm512_add_epi32(_mm512_load_si512(cc + 16 * t), _mm512_set1_epi32(corr));
-                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(dy)), acc[t]);
+                const vnni::act_row r = vnni::act_of(prep + size_t(t) * prep_stride, n);
+                const __m512i is = _mm512_add_epi32(_mm512_load_si512(cc + 16 * t), _mm512_set1_epi32(r.corr[ib]));
+                acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw, _mm512_set1_ps(r.d[ib])), acc[t]);
             }
         }
     }

@@ -24,8 +24,8 @@ void gemm_packed_q8_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, co
                          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work);
 // Replace the Q8_0 packed gemm of an AVX-512 VNNI table by the AMX-INT8 tile kernel (gemm-amx.cpp;
 // only on a CPU with AMX-INT8 whose OS granted the tile state, see amx_permission). The emulated
-// variant runs the same kernel with the tile instructions computed in scalar code: for gemm_amx_test
-// on CPUs without AMX, never dispatched.
+// variant runs the same kernel with the tile instructions computed in scalar code: for packed_test on
+// CPUs without AMX, never dispatched.
 void fill_gemm_amx(kernels &k);
 void fill_gemm_amx_emulated(kernels &k);
 // Set the Q8_0 / Q4_0 gemm entries of the AVX2 table (gemm-avx2.cpp).

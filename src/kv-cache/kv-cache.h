@@ -64,7 +64,6 @@ public:
     size_t k_row_bytes() const { return k_head_bytes_ * size_t(n_head_); } // one cell's K of one layer
     size_t v_row_bytes() const { return v_head_bytes_ * size_t(n_head_); }
     int32_t n_layer() const { return n_layer_; }
-    int32_t n_head() const { return n_head_; }
     // Head h of layer `layer` in cell 0; cell i's vector follows at i * k_head_bytes() (v_head_bytes()).
     uint8_t *k_head(int32_t layer, int32_t h) { return k_.get() + head_offset(layer, h) * k_head_bytes_; }
     uint8_t *v_head(int32_t layer, int32_t h) { return v_.get() + head_offset(layer, h) * v_head_bytes_; }
