@@ -108,15 +108,7 @@ class OursEngine(Engine):
             self._L.gptneox_free(ctx)
 
     def tg(self, tokens: Sequence[int]) -> float:
-        ctx = self._new_ctx()
-        try:
-            t = time.perf_counter()
-            for i, tok in enumerate(tokens):
-                self._fill([tok], i)
-                self._decode(ctx)
-            return time.perf_counter() - t
-        finally:
-            self._L.gptneox_free(ctx)
+        return self.tg_after((), tokens)
 
     def tg_after(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
         """Seconds of single-token decodes of `tokens` after `prompt` (evaluated first, in n_batch calls,
@@ -176,7 +168,7 @@ class LlamaCppEngine(Engine):
         return self._peer.tg_seconds(tokens)
 
     def tg_after(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
-        return self._peer.tg_after_seconds(prompt, tokens)
+        return self._peer.tg_seconds(tokens, prompt)
 
     def close(self) -> None:
         self._peer.close()

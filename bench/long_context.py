@@ -8,7 +8,7 @@ at the shortest one, and ours / llama.cpp.
 
     python bench/long_context.py [--shape rinna-3.6b] [--type q4_0] [--contexts 8,1024,1900] [--reps 2]
 
-Models come from bench/run.py's cache (made there if missing). Without the llama.cpp peer
+Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if missing). Without the llama.cpp peer
 (.ci/build-peer.sh) only our rows are printed.
 """
 
@@ -40,15 +40,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--contexts", default="8,1024,1900", help="prompt lengths (+16 generated must fit 2048)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "neox_cpp" / "bench")
     args = ap.parse_args(argv)
     contexts = [int(c) for c in args.contexts.split(",")]
     if max(contexts) + N_GEN > N_CTX:
         ap.error(f"contexts must leave {N_GEN} cells of the {N_CTX}")
 
-    from run import ensure_gguf
+    from run import cache_dir, ensure_gguf
 
-    path = ensure_gguf(checkpoint.SHAPES[args.shape], args.type, args.cache, False)
+    path = ensure_gguf(checkpoint.SHAPES[args.shape], args.type, cache_dir(), False)
     makers = {"neox_cpp": lambda: engines.OursEngine(path, N_CTX, 512, args.threads)}
     why = engines._peer.peer_missing_reason()
     if why:

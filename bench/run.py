@@ -52,12 +52,12 @@ WTYPES = ("q8_0", "q4_0", "f16", "bf16")
 CT2_LIMIT = 20 * 10**9  # the CTranslate2 converter is killed beyond this RSS
 
 
-
 def _amx_supported() -> bool:
     """Whether this CPU (and OS) runs our AMX kernel path (gptneox_kernel_path_supported)."""
     from neox_cpp import _lib
 
     return bool(_lib.gptneox_kernel_path_supported(_lib.GPTNEOX_KERNELS_AMX))
+
 
 def cache_dir() -> Path:
     env = os.environ.get("NEOX_BENCH_CACHE")

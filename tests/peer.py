@@ -121,17 +121,11 @@ for line in sys.stdin:
             llm.eval(cmd["tokens"])
             llcpp.llama_synchronize(llm._ctx.ctx)  # results computed, as for our engine (bench/engines.py)
             answer({"ok": True, "seconds": time.perf_counter() - t})
-        elif op == "tg":
+        elif op == "tg":  # single-token evals after an optional prompt (evaluated first, not timed)
             llm.reset()
-            t = time.perf_counter()
-            for tok in cmd["tokens"]:
-                llm.eval([tok])
+            if cmd.get("prompt"):
+                llm.eval(cmd["prompt"])
                 llcpp.llama_synchronize(llm._ctx.ctx)
-            answer({"ok": True, "seconds": time.perf_counter() - t})
-        elif op == "tg_after":
-            llm.reset()
-            llm.eval(cmd["prompt"])
-            llcpp.llama_synchronize(llm._ctx.ctx)
             t = time.perf_counter()
             for tok in cmd["tokens"]:
                 llm.eval([tok])
@@ -210,13 +204,10 @@ class Peer:
     def pp_seconds(self, tokens: Sequence[int]) -> float:
         return float(self.call("pp", tokens=[int(t) for t in tokens])["seconds"])
 
-    def tg_seconds(self, tokens: Sequence[int]) -> float:
-        return float(self.call("tg", tokens=[int(t) for t in tokens])["seconds"])
-
-    def tg_after_seconds(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
-        """Single-token evals of `tokens` after `prompt` (evaluated first, not timed)."""
-        return float(self.call("tg_after", prompt=[int(t) for t in prompt],
-                               tokens=[int(t) for t in tokens])["seconds"])
+    def tg_seconds(self, tokens: Sequence[int], prompt: Sequence[int] = ()) -> float:
+        """Single-token evals of `tokens`, after `prompt` (evaluated first, not timed) if given."""
+        ans = self.call("tg", tokens=[int(t) for t in tokens], prompt=[int(t) for t in prompt])
+        return float(ans["seconds"])
 
     def quantize(self, src: Path, dst: Path, outtype: str, n_threads: int = 2, pure: bool = False) -> None:
         """llama.cpp's quantizer (llama_model_quantize). pure: every matrix in `outtype` (by default
