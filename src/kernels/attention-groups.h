@@ -16,8 +16,10 @@ namespace gptneox {
 namespace {
 namespace attn_groups {
 
-// Start loading a group's rows (key rows are far apart: the hardware prefetcher does not see the
-// pattern, and the block's FMAs on the current group hide the latency).
+// Start loading a group's rows while the block works on the current group. (Written when the cache kept
+// a cell's heads together, so one head's rows were far apart; since it is head-major they are contiguous
+// and the hardware prefetcher follows them too: decode after 1900 tokens measured the same with this
+// prefetch 1, 4 or 8 groups ahead.)
 template <int G>
 inline void prefetch(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
     for (int m = 0; m < G && g + m < k1; m++) {

@@ -1,10 +1,13 @@
 // Run-time dispatch: one immutable kernel table per path, built on first use, and only for paths this
 // CPU and OS can execute (a SIMD file's code is never reached otherwise).
+#include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/status.h"
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -19,10 +22,15 @@ bool avx512_ok(const cpu_features &f) {
 
 // Linux gives a process the AMX tile data state (8 KiB per thread's saved context) only on request:
 // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Until then a tile instruction faults. The grant
-// is per process and permanent; asked once, when the AMX table is first built.
+// is per process and permanent; asked once, when the AMX table is first built. A refusal (e.g. ENOSPC:
+// some thread's sigaltstack is too small for the larger signal frame) leaves the path absent, and says why.
 bool amx_permission() {
     constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+    if (syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0) return true;
+    const int err = errno;
+    log(GPTNEOX_LOG_LEVEL_WARN, "AMX kernels unavailable: the kernel refused the tile state (arch_prctl: %s)\n",
+        std::strerror(err));
+    return false;
 }
 
 bool amx_ok(const cpu_features &f) { return avx512_ok(f) && f.avx512vnni && f.amx_int8 && f.os_amx; }
