@@ -64,7 +64,10 @@ class OursEngine(Engine):
 
     def kernel_info(self) -> str:
         raw = self._L.gptneox_print_system_info()
-        return raw.decode() if raw else ""
+        info = raw.decode() if raw else ""
+        if self.kernel_path:  # the system info names the path AUTO picks; this engine forces its own
+            info = info.split(" | kernels = ")[0] + " | kernels = " + self.name.split(" ", 1)[1] + " (forced)"
+        return info
 
     def _new_ctx(self) -> Any:
         L = self._L

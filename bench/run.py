@@ -201,6 +201,7 @@ def bench_row(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse.Na
     toks = {t: prompt_tokens(shape.n_vocab, int(t[2:]), seed=i) for i, t in enumerate(names)}
     runs: List[table.EngineRun] = []
     pairs: List[Tuple[table.EngineRun, engines.Engine]] = []
+    bw_reps: List[float] = []
     try:
         runs, pairs = make_engines(path, shape, wtype, args, cache)
         for r, _ in pairs:
@@ -216,11 +217,14 @@ def bench_row(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse.Na
                     v = measure(e, test, toks)
                     r.tok_s[test].append(v)
                     log(f"  rep {rep + 1}/{args.reps} {test:5s} {r.name:16s} {v:8.2f} tok/s")
+                if test == "tg32":  # this round's roofline: the bandwidth right after it
+                    bw_reps.append(sysinfo.read_bandwidth(args.threads, cache, reps=3)[0])
+                    log(f"  rep {rep + 1}/{args.reps} read bandwidth {bw_reps[-1]:.1f} GB/s")
     finally:
         for r, e in pairs:
             e.close()
             r.peak_rss = getattr(e, "peak_rss", 0)
-    return table.Row(shape, wtype, runs)
+    return table.Row(shape, wtype, runs, bw_reps if len(bw_reps) == args.reps else [])
 
 
 def snapshot_library(cache: Path) -> None:
@@ -322,10 +326,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     peaks = roofline.best_peaks(peaks0, roofline.measure_peaks(args.threads, cache, peak_ms))
     load1 = os.getloadavg()
 
+    bws = [b for row in rows for b in row.bw_reps]
     kinfo = {r.name: r.info for row in rows for r in row.engines if r.info and not r.skipped}
     lines = [
         f"CPU: {sysinfo.describe()}",
-        f"Read bandwidth ({how}): {bw:.1f} GB/s before, {bw_after:.1f} GB/s after; rooflines use the larger.",
+        f"Read bandwidth ({how}): {bw:.1f} GB/s before, {bw_after:.1f} GB/s after"
+        + (f", {min(bws):.1f}–{max(bws):.1f} GB/s right after each repetition's tg round (each tg run's "
+           "roofline: the bandwidth of its own round)." if bws else "; rooflines use the larger."),
         table.peaks_line(peaks),
         f"{args.threads} threads; tokens/s, median (min–max) of {args.reps} interleaved runs (ratios: of "
         "medians, and of the best runs, which a busy machine disturbs least); "
@@ -354,6 +361,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     raw = {"cpu": sysinfo.describe(), "bandwidth_gbs": [bw, bw_after], "peaks_gmacs": peaks,
            "threads": args.threads, "load": [load0, load1], "api": api,
            "rows": [{"shape": r.shape.name, "type": r.wtype,
+                     "bandwidth_gbs_per_rep": r.bw_reps,
                      "engines": [dict(vars(e)) for e in r.engines]} for r in rows]}
     (cache / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(raw, indent=1))
     return 0

@@ -34,6 +34,8 @@ class Row:
     shape: Shape
     wtype: str
     engines: List[EngineRun]
+    # read bandwidth (GB/s) measured right after each repetition's tg round: that repetition's roofline
+    bw_reps: List[float] = field(default_factory=list)
 
 
 def med(vals: List[float]) -> Optional[float]:
@@ -60,12 +62,17 @@ def pp_fraction(e: EngineRun, shape: Shape, wtype: str, peaks: Dict[str, float])
     return f"{100 * macs_s / (roofline.family_peak(isa, peaks) * 1e9):.0f}% {isa} ({t})"
 
 
-def tg_fraction(e: EngineRun, bw: float) -> str:
-    m = med(e.tok_s.get("tg32", []))
-    roof = roofline.roofline_tg(bw, e.bytes_per_token)
-    if m is None or not roof:
+def tg_fraction(e: EngineRun, bw: float, bw_reps: Optional[List[float]] = None) -> str:
+    """Median tg32 tokens/s as a share of the roofline. With one bandwidth per repetition (bw_reps), each
+    run is set against the bandwidth measured beside it and the median of those shares is given: the
+    machine's bandwidth can move by half within minutes, more than the engines differ."""
+    runs = e.tok_s.get("tg32", [])
+    if not runs or not roofline.roofline_tg(bw, e.bytes_per_token):
         return ""
-    return f"{100 * m / roof:.0f}%"
+    if bw_reps and len(bw_reps) == len(runs):
+        shares = [v / roofline.roofline_tg(b, e.bytes_per_token) for v, b in zip(runs, bw_reps)]
+        return f"{100 * statistics.median(shares):.0f}%"
+    return f"{100 * statistics.median(runs) / roofline.roofline_tg(bw, e.bytes_per_token):.0f}%"
 
 
 def _ratio_line(label: str, ours: EngineRun, peer_of: Dict[str, List[float]], tests: List[str],
@@ -94,7 +101,7 @@ def render(rows: List[Row], bw: float, peaks: Dict[str, float], tests: List[str]
                 continue
             cells = " | ".join(fmt(e.tok_s.get(t, [])) for t in tests)
             out.append(f"| {sn} | {e.fmt} | {e.name} | {e.file_bytes / 1e9:.2f} | {cells} | "
-                       f"{tg_fraction(e, bw)} | {pp_fraction(e, row.shape, row.wtype, peaks)} |")
+                       f"{tg_fraction(e, bw, row.bw_reps)} | {pp_fraction(e, row.shape, row.wtype, peaks)} |")
         ours = next((e for e in row.engines if e.name == OURS and not e.skipped), None)
         peers = [e for e in row.engines if not e.name.startswith(OURS) and not e.skipped and e.tok_s]
         if ours is None or not peers:
