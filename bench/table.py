@@ -38,10 +38,6 @@ class Row:
     bw_reps: List[float] = field(default_factory=list)
 
 
-def med(vals: List[float]) -> Optional[float]:
-    return statistics.median(vals) if vals else None
-
-
 def fmt(vals: List[float]) -> str:
     if not vals:
         return "–"
