@@ -149,7 +149,7 @@ void test_gemm_kernels(const kernels &k, const kernels &ref) {
                         }
                     check(bad_ref == 0, "contract model vs scalar vec_dot", "%g outputs off", bad_ref);
                     // prep rows (stride a multiple of 64, as matmul lays them out)
-                    const size_t prep_stride = ((tr.gemm_prep_size ? tr.gemm_prep_size(n) : gemm_prep_bytes(n)) + 63) / 64 * 64;
+                    const size_t prep_stride = (tr.gemm_prep_size(n) + 63) / 64 * 64;
                     std::vector<uint8_t> prep_buf(prep_stride * max_tok + 64);
                     uint8_t *prep = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(prep_buf.data()) + 63) & ~uintptr_t(63));
                     for (int64_t tk = 0; tk < max_tok; tk++) tr.gemm_prep(n, act.data() + size_t(tk) * act_stride, prep + tk * prep_stride);

@@ -22,6 +22,11 @@ struct cpu_features {
 // cpuid + xgetbv (OS support of the register state). Computed once, cached (immutable afterwards).
 const cpu_features &detect_cpu();
 
+// Size of one gemm_prep row in the AVX-512 kernels' layout (kernels/gemm-avx512.cpp): n bytes, then room
+// for two 4-byte values per block of 32. The default of type_traits::gemm_prep_size. (Defined in
+// matmul.cpp, a file built without ISA flags: its address is the default of every table.)
+size_t gemm_prep_bytes(int64_t n);
+
 // What one weight type needs from the kernels.
 struct type_traits {
     int64_t blck = 0;          // elements per block
@@ -49,10 +54,9 @@ struct type_traits {
     void (*gemm)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
                  const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride,
                  void *work) = nullptr;
-    // One Q8_0 activation row (n elements) to the prompt kernel's layout, gemm_prep_size(n) bytes
-    // (nullptr: gemm_prep_bytes(n)).
+    // One Q8_0 activation row (n elements) to the prompt kernel's layout, gemm_prep_size(n) bytes.
     void (*gemm_prep)(int64_t n, const void *a, void *prep) = nullptr;
-    size_t (*gemm_prep_size)(int64_t n) = nullptr;
+    size_t (*gemm_prep_size)(int64_t n) = gemm_prep_bytes;
     int64_t gemm_min_tokens = 0; // matmul uses the prompt kernel (prep) from this many tokens on
     // The decode kernel reads gemm_prep's layout too: matmul preps every token whatever n_tok (work
     // still only from gemm_min_tokens on), and `act` is not read.
@@ -72,9 +76,7 @@ struct type_traits {
                         size_t y_stride, void *work) = nullptr;
 };
 
-// Sizes of the gemm buffers (kernels/gemm-avx512.cpp's layouts).
-// (n bytes, then room for two 4-byte values per block of 32)
-constexpr size_t gemm_prep_bytes(int64_t n) { return static_cast<size_t>(n) + 8 * static_cast<size_t>(n / 32); }
+// Size of the gemm work area (kernels/gemm-avx512.cpp's layout).
 constexpr size_t gemm_work_bytes(int64_t n) {
     return 16 * static_cast<size_t>(n) + 2 * 64 * static_cast<size_t>(n / 32) + 64;
 }

@@ -9,6 +9,9 @@
 #include "loader/model.h"
 
 namespace gptneox {
+
+size_t gemm_prep_bytes(int64_t n) { return static_cast<size_t>(n) + 8 * static_cast<size_t>(n / 32); }
+
 namespace {
 
 // Rows of weights per tile: about 64 KiB, so a tile stays in L1/L2 while it meets every token of a
@@ -58,7 +61,7 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     // scratch: [quantized rows][gemm_prep rows][nth gemm work areas], each part 64-byte aligned.
     const uint8_t *act_q = reinterpret_cast<const uint8_t *>(x);
     size_t act_stride = static_cast<size_t>(x_stride) * sizeof(float);
-    const size_t prep_bytes = tr.gemm_prep_size ? tr.gemm_prep_size(ne0) : gemm_prep_bytes(ne0);
+    const size_t prep_bytes = tr.gemm_prep_size(ne0);
     const size_t prep_stride = use_prep ? (prep_bytes + 63) / 64 * 64 : 0;
     const size_t work_bytes = use_prep && prompt ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
     uint8_t *prep = nullptr, *work_area = nullptr;
