@@ -66,7 +66,8 @@ class OursEngine(Engine):
         raw = self._L.gptneox_print_system_info()
         info = raw.decode() if raw else ""
         if self.kernel_path:  # the system info names the path AUTO picks; this engine forces its own
-            info = info.split(" | kernels = ")[0] + " | kernels = " + self.name.split(" ", 1)[1] + " (forced)"
+            forced = (self._L.gptneox_kernel_path_name(self.kernel_path) or b"?").decode()
+            info = info.split(" | kernels = ")[0] + f" | kernels = {forced} (forced)"
         return info
 
     def _new_ctx(self) -> Any:
