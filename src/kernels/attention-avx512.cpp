@@ -70,12 +70,13 @@ inline __m512 reduce16(const __m512 *a) {
     return _mm512_permutexvar_ps(idx, w);
 }
 
-// Row j's hd f16 values as f32 into dst[0..hdp), zero past hd.
-inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
+// Row j's hd f16 values as f32, 16-element chunk c at dst + c * step (zero past hd): step 16 for a row in
+// place (V), 16 * kG for the chunk-major group (K).
+inline void convert_row(const uint16_t *src, int64_t hd, float *dst, int64_t step = 16) {
     int64_t e = 0;
-    for (; e + 16 <= hd; e += 16)
-        _mm512_store_ps(dst + e, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + e))));
-    if (e < hd) _mm512_store_ps(dst + e, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(hd - e), src + e)));
+    for (; e + 16 <= hd; e += 16, dst += step)
+        _mm512_store_ps(dst, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + e))));
+    if (e < hd) _mm512_store_ps(dst, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(tail_mask(hd - e), src + e)));
 }
 
 // out[i][c0 * 16 ..] += p_ij v_j for the 4 queries at P / O and NC chunks from c0, keys of one group.
@@ -131,8 +132,9 @@ void attn_block_f16(const attn_block_args &a) {
             for (int i = 0; i < nq; i++) _mm512_store_ps(Sg + i * ns, ninf);
             continue;
         }
+        // chunk-major ([chunk][key][16]): the FMAs of one chunk read one run of 16 vectors
         for (int m = 0; m < kG; m++)
-            if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hdp);
+            if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + 16 * m, 16 * kG);
         attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
         const __m512i wv = _mm512_load_si512(w);
         for (int i = 0; i < nq; i++) {
@@ -147,9 +149,9 @@ void attn_block_f16(const attn_block_args &a) {
             for (int m = 0; m < kG; m++) acc[m] = _mm512_setzero_ps();
             for (int64_t c = 0; c < nc; c++) {
                 const __m512 qc = c + 1 < nc ? _mm512_loadu_ps(q + 16 * c) : _mm512_maskz_loadu_ps(qtail, q + 16 * c);
+                const float *kc = kv + 16 * kG * c;
                 #pragma GCC unroll 16
-                for (int m = 0; m < kG; m++)
-                    acc[m] = _mm512_fmadd_ps(qc, _mm512_load_ps(kv + m * hdp + 16 * c), acc[m]);
+                for (int m = 0; m < kG; m++) acc[m] = _mm512_fmadd_ps(qc, _mm512_load_ps(kc + 16 * m), acc[m]);
             }
             const __m512 r = _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(a.scale));
             _mm512_store_ps(Sg + i * ns, _mm512_mask_mov_ps(ninf, sel, r));
