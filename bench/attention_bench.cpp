@@ -1,0 +1,64 @@
+// Micro-benchmark (not a test): one head's blocked attention (kernels.attn_block_f16) on f16 K/V rows,
+// single thread, best-of-N wall time of one call (the least disturbed by other load on a shared VM).
+// The block's queries are the last n_q positions of a causal prompt of n_keys tokens (n_q = 1: one decode
+// step after n_keys - 1 cached tokens); K and V are hot in the caches, so this is the kernel's compute
+// alone. Prints microseconds per call and GFLOP/s (4 * hd flops per visible query-key pair).
+// Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512] [calls]
+// (defaults 64 512 32 0 3000). Build (after `make`, which compiles the objects):
+//   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/attention_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/attention_bench
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+using namespace gptneox;
+
+int main(int argc, char **argv) {
+    const int64_t hd = argc > 1 ? std::atoll(argv[1]) : 64, n = argc > 2 ? std::atoll(argv[2]) : 512;
+    const int nq = argc > 3 ? std::atoi(argv[3]) : 32;
+    const auto path = static_cast<enum gptneox_kernel_path>(argc > 4 ? std::atoi(argv[4]) : 0);
+    const int calls = argc > 5 ? std::atoi(argv[5]) : 3000;
+    if (hd < 1 || n < 1 || nq < 1 || nq > kAttnMaxQ || nq > n || calls < 1) {
+        std::fprintf(stderr, "bad arguments (hd >= 1, 1 <= n_q <= min(%d, n_keys), calls >= 1)\n", kAttnMaxQ);
+        return 1;
+    }
+    const kernels *k = get_kernels(path);
+    if (!k) {
+        std::fprintf(stderr, "kernel path %d is not available on this CPU\n", int(path));
+        return 1;
+    }
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> q(size_t(nq * hd)), out(size_t(nq * hd));
+    std::vector<uint16_t> K(size_t(n * hd)), V(size_t(n * hd));
+    for (float &x : q) x = u(rng);
+    for (uint16_t &x : K) x = fp32_to_fp16(u(rng));
+    for (uint16_t &x : V) x = fp32_to_fp16(u(rng));
+    std::vector<uint32_t> vis(size_t(n), 0); // query i (position n - nq + i) sees keys 0..n - nq + i
+    for (int64_t j = 0; j < n; j++)
+        for (int i = 0; i < nq; i++)
+            if (j <= n - nq + i) vis[size_t(j)] |= uint32_t(1) << i;
+    std::vector<float> work(attn_work_floats(n, hd) + 16);
+    attn_block_args a;
+    a.hd = hd, a.n_q = nq, a.q = q.data(), a.q_stride = size_t(hd);
+    a.k = K.data(), a.v = V.data(), a.k_stride = a.v_stride = size_t(hd);
+    a.k0 = 0, a.k1 = n, a.vis = vis.data(), a.scale = 1.0f / 8.0f;
+    a.out = out.data(), a.out_stride = size_t(hd);
+    a.work = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(work.data()) + 63) & ~uintptr_t(63));
+    double best = 1e30;
+    for (int r = 0; r < calls; r++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        k->attn_block_f16(a);
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = dt < best ? dt : best;
+    }
+    const double pairs = double(n) * nq - double(nq) * (nq - 1) / 2;
+    std::printf("%-7s hd %4lld keys %5lld queries %2d: best %8.1f us %7.1f GFLOP/s (out[0] %.6g)\n",
+                gptneox_kernel_path_name(k->path), (long long)hd, (long long)n, nq, best * 1e6, 4.0 * hd * pairs / best / 1e9,
+                double(out[0]));
+    return 0;
+}
