@@ -110,7 +110,105 @@ inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, co
     }
 }
 
+// One query's scores s[0..ns) (ns a multiple of 16, -inf for keys it does not see) -> softmax weights;
+// all zeros if it sees nothing (its output then stays 0: no key is visible to it).
+inline void softmax_row(float *s, size_t ns) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    __m512 mx = ninf;
+    for (size_t c = 0; c < ns; c += kG) mx = _mm512_max_ps(mx, _mm512_load_ps(s + c));
+    const float m = _mm512_reduce_max_ps(mx);
+    if (m == -__builtin_inff()) {
+        for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_setzero_ps());
+        return;
+    }
+    const __m512 vm = _mm512_set1_ps(m);
+    __m512 sum = _mm512_setzero_ps();
+    for (size_t c = 0; c < ns; c += kG) {
+        const __m512 e = exp_ps(_mm512_sub_ps(_mm512_load_ps(s + c), vm));
+        _mm512_store_ps(s + c, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_mul_ps(_mm512_load_ps(s + c), inv));
+}
+
+// A block of one query (a decode step), head dims up to 16 * NC: the block path's operations for that
+// query in the same order, with K and V rows converted as they are read (masked loads: rows the query
+// does not see are never read, chunks past hd read as zeros) instead of through the scratch rows, and
+// the output sums in registers for the whole key range.
+template <int NC> void attn_one(const attn_block_args &a) {
+    const int64_t hd = a.hd;
+    int64_t g0, g1;
+    attn_groups::range<kG>(a, &g0, &g1);
+    const size_t ns = size_t(g1 - g0);
+    float *S = a.work; // [ns] scores, then weights
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    const __mmask16 tail = hd % 16 ? tail_mask(hd % 16) : static_cast<__mmask16>(0xFFFF);
+    auto chunk_mask = [&](int c, bool row) -> __mmask16 {
+        return !row ? static_cast<__mmask16>(0) : c + 1 < NC ? static_cast<__mmask16>(0xFFFF) : tail;
+    };
+    alignas(64) uint32_t w[kG];
+    __m512 qv[NC];
+    #pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) qv[c] = _mm512_maskz_loadu_ps(chunk_mask(c, true), a.q + 16 * c);
+
+    for (int64_t g = g0; g < g1; g += kG) {
+        float *Sg = S + (g - g0);
+        if (!attn_groups::visibility<kG>(a, g, 1, w)) {
+            _mm512_store_ps(Sg, ninf);
+            continue;
+        }
+        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
+        __m512 acc[kG];
+        #pragma GCC unroll 16
+        for (int m = 0; m < kG; m++) acc[m] = _mm512_setzero_ps();
+        #pragma GCC unroll 8
+        for (int c = 0; c < NC; c++) {
+            #pragma GCC unroll 16
+            for (int m = 0; m < kG; m++) {
+                const uint16_t *row = a.k + size_t(g + m) * a.k_stride + 16 * c;
+                const __m512 kc = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(chunk_mask(c, w[m] != 0), row));
+                acc[m] = _mm512_fmadd_ps(qv[c], kc, acc[m]);
+            }
+        }
+        const __mmask16 sel = _mm512_test_epi32_mask(_mm512_load_si512(w), _mm512_set1_epi32(1));
+        _mm512_store_ps(Sg, _mm512_mask_mov_ps(ninf, sel, _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(a.scale))));
+    }
+    softmax_row(S, ns);
+    __m512 o[NC];
+    #pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) o[c] = _mm512_setzero_ps();
+    for (int64_t g = g0; g < g1; g += kG) {
+        if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
+        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
+        for (int m = 0; m < kG; m++) {
+            if (!w[m]) continue;
+            const __m512 p = _mm512_set1_ps(S[size_t(g - g0) + size_t(m)]);
+            const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
+            #pragma GCC unroll 8
+            for (int c = 0; c < NC; c++)
+                o[c] = _mm512_fmadd_ps(p, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(chunk_mask(c, true), row + 16 * c)),
+                                       o[c]);
+        }
+    }
+    #pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) _mm512_mask_storeu_ps(a.out + 16 * c, chunk_mask(c, true), o[c]);
+}
+
 void attn_block_f16(const attn_block_args &a) {
+    if (a.n_q == 1) {
+        switch ((a.hd + 15) / 16) {
+        case 1: return attn_one<1>(a);
+        case 2: return attn_one<2>(a);
+        case 3: return attn_one<3>(a);
+        case 4: return attn_one<4>(a);
+        case 5: return attn_one<5>(a);
+        case 6: return attn_one<6>(a);
+        case 7: return attn_one<7>(a);
+        case 8: return attn_one<8>(a);
+        default: break; // wider heads: the block path
+        }
+    }
     const int64_t hd = a.hd, hdp = (hd + 15) & ~int64_t(15), nc = hdp / 16;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
     const uint32_t qmask = attn_groups::query_mask(nq);
@@ -159,25 +257,7 @@ void attn_block_f16(const attn_block_args &a) {
     }
 
     // ---- softmax of each query's row
-    for (int i = 0; i < nq; i++) {
-        float *s = S + i * ns;
-        __m512 mx = ninf;
-        for (size_t c = 0; c < ns; c += kG) mx = _mm512_max_ps(mx, _mm512_load_ps(s + c));
-        const float m = _mm512_reduce_max_ps(mx);
-        if (m == -__builtin_inff()) { // sees nothing (its output stays 0: no key is visible to it)
-            for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_setzero_ps());
-            continue;
-        }
-        const __m512 vm = _mm512_set1_ps(m);
-        __m512 sum = _mm512_setzero_ps();
-        for (size_t c = 0; c < ns; c += kG) {
-            const __m512 e = exp_ps(_mm512_sub_ps(_mm512_load_ps(s + c), vm));
-            _mm512_store_ps(s + c, e);
-            sum = _mm512_add_ps(sum, e);
-        }
-        const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
-        for (size_t c = 0; c < ns; c += kG) _mm512_store_ps(s + c, _mm512_mul_ps(_mm512_load_ps(s + c), inv));
-    }
+    for (int i = 0; i < nq; i++) softmax_row(S + i * ns, ns);
 
     // ---- values
     for (int64_t e = 0; e < int64_t(nq4) * hdp; e += 16) _mm512_store_ps(O + e, _mm512_setzero_ps());
