@@ -117,7 +117,108 @@ inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, co
     }
 }
 
+// One query's scores s[0..ns) (ns a multiple of 8, -inf for keys it does not see) -> softmax weights;
+// all zeros if it sees nothing (its output then stays 0: no key is visible to it).
+inline void softmax_row(float *s, size_t ns) {
+    __m256 mx = _mm256_set1_ps(-__builtin_inff());
+    for (size_t c = 0; c < ns; c += kG) mx = _mm256_max_ps(mx, _mm256_load_ps(s + c));
+    const float m = hmax(mx);
+    if (m == -__builtin_inff()) {
+        for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_setzero_ps());
+        return;
+    }
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 sum = _mm256_setzero_ps();
+    for (size_t c = 0; c < ns; c += kG) {
+        const __m256 e = exp_ps(_mm256_sub_ps(_mm256_load_ps(s + c), vm));
+        _mm256_store_ps(s + c, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+    for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_mul_ps(_mm256_load_ps(s + c), inv));
+}
+
+// Chunk c (8 elements) of an f16 row as f32; the last chunk of a head dim that is not a multiple of 8
+// through a zero-padded copy (the row's end may be the cache's).
+inline __m256 load_chunk(const uint16_t *row, int64_t c, int64_t hd) {
+    if (8 * c + 8 <= hd) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 8 * c)));
+    alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t x = 8 * c; x < hd; x++) t[x - 8 * c] = row[x];
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t)));
+}
+
+// A block of one query (a decode step), head dims up to 128: the block path's operations for that query
+// in the same order, with K and V rows converted as they are read instead of through the scratch rows.
+// Scores: rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway).
+// Values: the output in registers, up to 8 chunks per pass over the keys (each output element still gets
+// its FMAs in ascending key order).
+void attn_one(const attn_block_args &a) {
+    const int64_t hd = a.hd, nc = (hd + 7) / 8;
+    int64_t g0, g1;
+    attn_groups::range<kG>(a, &g0, &g1);
+    const size_t ns = size_t(g1 - g0);
+    float *S = a.work; // [ns] scores, then weights
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    const __m256i qtail = lane_mask(hd % 8 ? hd % 8 : 8);
+    alignas(32) static const uint16_t zeros[128] = {};
+    alignas(32) uint32_t w[kG];
+    for (int64_t g = g0; g < g1; g += kG) {
+        float *Sg = S + (g - g0);
+        if (!attn_groups::visibility<kG>(a, g, 1, w)) {
+            _mm256_store_ps(Sg, ninf);
+            continue;
+        }
+        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
+        const uint16_t *row[kG];
+        for (int m = 0; m < kG; m++) row[m] = w[m] ? a.k + size_t(g + m) * a.k_stride : zeros;
+        __m256 acc[kG];
+        #pragma GCC unroll 8
+        for (int m = 0; m < kG; m++) acc[m] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < nc; c++) {
+            const __m256 qc = c + 1 < nc ? _mm256_loadu_ps(a.q + 8 * c) : _mm256_maskload_ps(a.q + 8 * c, qtail);
+            #pragma GCC unroll 8
+            for (int m = 0; m < kG; m++) acc[m] = _mm256_fmadd_ps(qc, load_chunk(row[m], c, hd), acc[m]);
+        }
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
+        const __m256i one = _mm256_set1_epi32(1);
+        const __m256 sel = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(wv, one), one));
+        _mm256_store_ps(Sg, _mm256_blendv_ps(ninf, _mm256_mul_ps(reduce8(acc), _mm256_set1_ps(a.scale)), sel));
+    }
+    softmax_row(S, ns);
+    for (int64_t c0 = 0; c0 < nc; c0 += 8) {
+        const int64_t cn = nc - c0 < 8 ? nc - c0 : 8;
+        __m256 o[8];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) o[c] = _mm256_setzero_ps();
+        for (int64_t g = g0; g < g1; g += kG) {
+            if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
+            if (c0 == 0) attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
+            for (int m = 0; m < kG; m++) {
+                if (!w[m]) continue;
+                const __m256 p = _mm256_broadcast_ss(S + size_t(g - g0) + size_t(m));
+                const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
+                #pragma GCC unroll 8
+                for (int c = 0; c < 8; c++)
+                    if (c < cn) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c0 + c, hd), o[c]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            if (c >= cn) break;
+            const int64_t e0 = 8 * (c0 + c);
+            if (e0 + 8 <= hd) {
+                _mm256_storeu_ps(a.out + e0, o[c]);
+            } else {
+                alignas(32) float t[8];
+                _mm256_store_ps(t, o[c]);
+                for (int64_t e = e0; e < hd; e++) a.out[e] = t[e - e0];
+            }
+        }
+    }
+}
+
 void attn_block_f16(const attn_block_args &a) {
+    if (a.n_q == 1 && a.hd <= 128) return attn_one(a);
     const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
     const uint32_t qmask = attn_groups::query_mask(nq);
@@ -169,25 +270,7 @@ void attn_block_f16(const attn_block_args &a) {
     }
 
     // ---- softmax of each query's row
-    for (int i = 0; i < nq; i++) {
-        float *s = S + i * ns;
-        __m256 mx = ninf;
-        for (size_t c = 0; c < ns; c += kG) mx = _mm256_max_ps(mx, _mm256_load_ps(s + c));
-        const float m = hmax(mx);
-        if (m == -__builtin_inff()) {
-            for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_setzero_ps());
-            continue;
-        }
-        const __m256 vm = _mm256_set1_ps(m);
-        __m256 sum = _mm256_setzero_ps();
-        for (size_t c = 0; c < ns; c += kG) {
-            const __m256 e = exp_ps(_mm256_sub_ps(_mm256_load_ps(s + c), vm));
-            _mm256_store_ps(s + c, e);
-            sum = _mm256_add_ps(sum, e);
-        }
-        const __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
-        for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_mul_ps(_mm256_load_ps(s + c), inv));
-    }
+    for (int i = 0; i < nq; i++) softmax_row(S + i * ns, ns);
 
     // ---- values
     for (int64_t e = 0; e < int64_t(nq4) * hda; e += 8) _mm256_store_ps(O + e, _mm256_setzero_ps());
