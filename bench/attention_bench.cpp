@@ -2,7 +2,8 @@
 // single thread, best-of-N wall time of one call (the least disturbed by other load on a shared VM).
 // The block's queries are the last n_q positions of a causal prompt of n_keys tokens (n_q = 1: one decode
 // step after n_keys - 1 cached tokens); K and V are hot in the caches, so this is the kernel's compute
-// alone. Prints microseconds per call and GFLOP/s (4 * hd flops per visible query-key pair).
+// alone. Prints microseconds per call and GFLOP/s (4 * hd flops per visible query-key pair). Random K, V, q;
+// the scale is 1/8 whatever hd (it does not change the work).
 // Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512] [calls]
 // (defaults 64 512 32 0 3000). Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/attention_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/attention_bench

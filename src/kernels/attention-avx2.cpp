@@ -1,6 +1,7 @@
-// Blocked attention, AVX2 + FMA + F16C (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX2): the layout of
-// attention-avx512.cpp with 8 lanes. A block of up to 32 queries of one head walks the keys in groups of
-// 8 whose K (then V) rows are converted to f32 once for the whole block.
+// Blocked attention, AVX2 + FMA + F16C (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX2): the scheme of
+// attention-avx512.cpp with 8 lanes (converted K rows kept row by row here). A block of up to 32 queries
+// of one head walks the keys in groups of 8 whose K (then V) rows are converted to f32 once for the whole
+// block; a block of one query (a decode step) takes attn_one, the same operations reading rows in place.
 //
 // Batch invariance, as in the AVX-512 file: score(i, j) = one 8-lane FMA accumulator over the head's
 // 8-element chunks in order, then reduce8's fixed tree, times scale; softmax per lane over chunks of 8
@@ -75,16 +76,19 @@ inline __m256 reduce8(const __m256 *a) {
     return _mm256_permutevar8x32_ps(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// Chunk c (8 elements) of an f16 row as f32; the last chunk of a head dim that is not a multiple of 8
+// through a zero-padded copy (the row's end may be the cache's; such head dims pay a scalar copy per row
+// and chunk -- the models' head dims are multiples of 8).
+inline __m256 load_chunk(const uint16_t *row, int64_t c, int64_t hd) {
+    if (8 * c + 8 <= hd) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 8 * c)));
+    alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t x = 8 * c; x < hd; x++) t[x - 8 * c] = row[x];
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t)));
+}
+
 // Row j's hd f16 values as f32 into dst[0..hdp), zero past hd.
 inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
-    int64_t e = 0;
-    for (; e + 8 <= hd; e += 8)
-        _mm256_store_ps(dst + e, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(src + e))));
-    if (e < hd) {
-        alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int64_t x = e; x < hd; x++) t[x - e] = src[x];
-        _mm256_store_ps(dst + e, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t))));
-    }
+    for (int64_t c = 0; 8 * c < hd; c++) _mm256_store_ps(dst + 8 * c, load_chunk(src, c, hd));
 }
 
 template <int NC>
@@ -138,17 +142,10 @@ inline void softmax_row(float *s, size_t ns) {
     for (size_t c = 0; c < ns; c += kG) _mm256_store_ps(s + c, _mm256_mul_ps(_mm256_load_ps(s + c), inv));
 }
 
-// Chunk c (8 elements) of an f16 row as f32; the last chunk of a head dim that is not a multiple of 8
-// through a zero-padded copy (the row's end may be the cache's).
-inline __m256 load_chunk(const uint16_t *row, int64_t c, int64_t hd) {
-    if (8 * c + 8 <= hd) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 8 * c)));
-    alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t x = 8 * c; x < hd; x++) t[x - 8 * c] = row[x];
-    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t)));
-}
+constexpr int64_t kOneMaxHd = 128; // head dims attn_one takes (its row of zeros is this long)
 
-// A block of one query (a decode step), head dims up to 128: the block path's operations for that query
-// in the same order, with K and V rows converted as they are read instead of through the scratch rows.
+// A block of one query (a decode step), head dims up to kOneMaxHd: the block path's operations for that
+// query in the same order, with K and V rows converted as they are read instead of through the scratch rows.
 // Scores: rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway).
 // Values: the output in registers, up to 8 chunks per pass over the keys (each output element still gets
 // its FMAs in ascending key order).
@@ -160,7 +157,7 @@ void attn_one(const attn_block_args &a) {
     float *S = a.work; // [ns] scores, then weights
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
     const __m256i qtail = lane_mask(hd % 8 ? hd % 8 : 8);
-    alignas(32) static const uint16_t zeros[128] = {};
+    alignas(32) static const uint16_t zeros[kOneMaxHd] = {};
     alignas(32) uint32_t w[kG];
     for (int64_t g = g0; g < g1; g += kG) {
         float *Sg = S + (g - g0);
@@ -218,7 +215,7 @@ void attn_one(const attn_block_args &a) {
 }
 
 void attn_block_f16(const attn_block_args &a) {
-    if (a.n_q == 1 && a.hd <= 128) return attn_one(a);
+    if (a.n_q == 1 && a.hd <= kOneMaxHd) return attn_one(a);
     const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
     const uint32_t qmask = attn_groups::query_mask(nq);

@@ -1,7 +1,8 @@
 // Blocked attention, AVX-512 F/BW/VL/DQ (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX512; the scalar
 // reference is attention-scalar.cpp). A block of up to 32 queries of one head walks the keys in groups
 // of 16: each group's K (then V) rows are converted to f32 once and used by every query of the block,
-// so the cache is read once per block instead of once per query.
+// so the cache is read once per block instead of once per query. A block of one query (a decode step)
+// takes attn_one instead: the same operations for that query, reading the rows in place.
 //
 // Batch invariance (logits must not depend on how a prompt is split into batches): every number a query
 // gets is computed by the same operations in the same order whatever the block holds:
@@ -159,6 +160,9 @@ template <int NC> void attn_one(const attn_block_args &a) {
             continue;
         }
         attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
+        const uint16_t *row[kG]; // rows it does not see may lie past the cache: never formed, never read
+        #pragma GCC unroll 16
+        for (int m = 0; m < kG; m++) row[m] = w[m] ? a.k + size_t(g + m) * a.k_stride : a.k;
         __m512 acc[kG];
         #pragma GCC unroll 16
         for (int m = 0; m < kG; m++) acc[m] = _mm512_setzero_ps();
@@ -166,8 +170,7 @@ template <int NC> void attn_one(const attn_block_args &a) {
         for (int c = 0; c < NC; c++) {
             #pragma GCC unroll 16
             for (int m = 0; m < kG; m++) {
-                const uint16_t *row = a.k + size_t(g + m) * a.k_stride + 16 * c;
-                const __m512 kc = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(chunk_mask(c, w[m] != 0), row));
+                const __m512 kc = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(chunk_mask(c, w[m] != 0), row[m] + 16 * c));
                 acc[m] = _mm512_fmadd_ps(qv[c], kc, acc[m]);
             }
         }
@@ -215,7 +218,7 @@ void attn_block_f16(const attn_block_args &a) {
     int64_t g0, g1;
     attn_groups::range<kG>(a, &g0, &g1);
     const size_t ns = size_t(g1 - g0); // score row length (a multiple of 16)
-    float *kv = a.work;                // [16][hdp] the group's K or V rows as f32
+    float *kv = a.work;                // the group's K ([nc][16][16], chunk-major) or V ([16][hdp]) rows as f32
     float *O = kv + kG * hdp;          // [nq4][hdp] outputs
     float *S = O + nq4 * hdp;          // [nq][ns] scores, then weights
     const __m512 ninf = _mm512_set1_ps(-__builtin_inff());

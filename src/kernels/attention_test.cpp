@@ -2,8 +2,12 @@
 // (and the scalar reference against it too), on odd sizes: head dims that are not multiples of 8 / 16,
 // odd query and key counts, causal and random masks, keys nobody sees holding NaN, queries that see
 // nothing. Then batch invariance, bit for bit: each query computed alone (n_q = 1, its own key range)
-// and inside any block, with any wider key range, gives the same output.
+// and inside any block, with any wider key range, gives the same output; and no path reads past the
+// cache's last row (a copy of K / V ending at an unreadable page).
 // Prints "N passed, M failed"; exits 1 on failure.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -108,9 +112,9 @@ struct aligned_work {
     }
 };
 
-// Run queries [i0, i0 + nq) of p as one block over keys [k0, k1).
+// Run queries [i0, i0 + nq) of p as one block over keys [k0, k1) (K / V rows at k / v if given, else p's).
 std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t nq, int64_t k0, int64_t k1,
-                       float scale) {
+                       float scale, const uint16_t *k = nullptr, const uint16_t *v = nullptr) {
     std::vector<uint32_t> vis(size_t(p.n_keys));
     for (int64_t j = 0; j < p.n_keys; j++) {
         const uint32_t bits = p.vis[size_t(j)] >> i0;
@@ -123,8 +127,8 @@ std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t 
     a.n_q = nq;
     a.q = p.q.data() + size_t(i0) * p.q_stride;
     a.q_stride = p.q_stride;
-    a.k = p.k.data();
-    a.v = p.v.data();
+    a.k = k ? k : p.k.data();
+    a.v = v ? v : p.v.data();
     a.k_stride = a.v_stride = p.kv_stride;
     a.k0 = k0;
     a.k1 = k1;
@@ -191,6 +195,56 @@ void test_case(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int
     }
 }
 
+// A copy of a K or V cache that ends (its last row's last element) exactly where an unreadable page
+// begins: a kernel that reads past the last row -- e.g. whole groups of 8 / 16 keys past k1 -- faults.
+struct guarded_rows {
+    void *base = MAP_FAILED;
+    size_t len = 0;
+    const uint16_t *data = nullptr;
+    guarded_rows(const std::vector<uint16_t> &src, size_t n) {
+        const size_t page = size_t(sysconf(_SC_PAGESIZE)), bytes = n * sizeof(uint16_t);
+        const size_t span = (bytes + page - 1) / page * page;
+        len = span + page;
+        base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED || mprotect(static_cast<char *>(base) + span, page, PROT_NONE) != 0) return;
+        uint16_t *d = reinterpret_cast<uint16_t *>(static_cast<char *>(base) + span - bytes);
+        std::memcpy(d, src.data(), bytes);
+        data = d;
+    }
+    ~guarded_rows() {
+        if (base != MAP_FAILED) munmap(base, len);
+    }
+    guarded_rows(const guarded_rows &) = delete;
+    guarded_rows &operator=(const guarded_rows &) = delete;
+};
+
+// The last key (seen by the last query) is the cache's last row: the block and each query alone give the
+// same bits as over the unguarded copy, without touching the page after it.
+void test_guarded(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int64_t n_keys) {
+    std::snprintf(g_ctx, sizeof(g_ctx), "%s guarded hd %lld n_q %d keys %lld", path, (long long)hd, n_q,
+                  (long long)n_keys);
+    const problem p = make(hd, n_q, n_keys, 0);
+    const size_t n = size_t(n_keys - 1) * p.kv_stride + size_t(hd); // up to the last row's end
+    const guarded_rows gk(p.k, n), gv(p.v, n);
+    check(gk.data && gv.data, "guard pages mapped");
+    if (!gk.data || !gv.data) return;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const size_t row = size_t(hd + 1);
+    const std::vector<float> gb = run(kt, p, 0, n_q, 0, n_keys, scale, gk.data, gv.data);
+    const std::vector<float> ub = run(kt, p, 0, n_q, 0, n_keys, scale);
+    check(std::memcmp(gb.data(), ub.data(), gb.size() * sizeof(float)) == 0,
+          "a block over a cache that ends at an unreadable page");
+    bool same = true;
+    for (int32_t i = 0; i < n_q; i++) {
+        int64_t a0, a1;
+        key_range(p, i, 1, &a0, &a1);
+        const std::vector<float> g = run(kt, p, i, 1, a0, a1, scale, gk.data, gv.data);
+        const std::vector<float> u = run(kt, p, i, 1, a0, a1, scale);
+        same = same && std::memcmp(g.data(), u.data(), row * sizeof(float)) == 0;
+    }
+    check(same, "each query alone over a cache that ends at an unreadable page");
+}
+
 } // namespace
 
 int main() {
@@ -214,6 +268,10 @@ int main() {
                 }
             }
         }
+        for (int64_t hd : {128, 64, 100, 7, 33})
+            for (int32_t n_q : {1, 5, 32})
+                for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 202})
+                    test_guarded(*kt, names[pi], hd, n_q, n_keys);
     }
     return report("attention_test: ");
 }
