@@ -1,11 +1,11 @@
 // Micro-benchmark (not a test): what a decode step's many short matrix calls cost against one long call
 // over the same bytes. "layers": a model's decode-step matrices in order (per layer QKV, attention output,
-// MLP up, MLP down; single token, 2 threads, the weights repacked as the loader does), each a separate
-// matmul call as in the forward pass; "one call": a single weight of the same type and total size (its
-// rows stacked). Both far larger than the caches, so both stream from memory; prints GB/s of weights read
+// MLP up, MLP down; single token, the weights repacked as the loader does), each a separate matmul call as
+// in the forward pass; "one call": a single weight of the same type and total size (its rows stacked,
+// n_embd wide). Both far larger than the caches, so both stream from memory; prints GB/s of weights read
 // (best and median of the repetitions) and the calls' share of the one-call rate.
 // Usage: decode_calls_bench [n_embd] [n_layer] [type q4_0|q8_0] [kernel path: 0 auto, 2 avx2, 3 avx512]
-// [repetitions] (defaults 1024 24 q4_0 0 40: the pythia-410m shape). Build (after `make`):
+// [repetitions] [threads] (defaults 1024 24 q4_0 0 40 2: the pythia-410m shape). Build (after `make`):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/decode_calls_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/decode_calls_bench
 #include <algorithm>
 #include <chrono>
@@ -61,10 +61,10 @@ int main(int argc, char **argv) {
     const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1024, n_layer = argc > 2 ? std::atoll(argv[2]) : 24;
     const bool q8 = argc > 3 && std::strcmp(argv[3], "q8_0") == 0;
     const auto path = static_cast<enum gptneox_kernel_path>(argc > 4 ? std::atoi(argv[4]) : 0);
-    const int reps = argc > 5 ? std::atoi(argv[5]) : 40;
+    const int reps = argc > 5 ? std::atoi(argv[5]) : 40, nth = argc > 6 ? std::atoi(argv[6]) : 2;
     const uint32_t type = q8 ? GPTNEOX_TYPE_Q8_0 : GPTNEOX_TYPE_Q4_0;
     const kernels *k = get_kernels(path);
-    if (!k || n % 32 != 0 || n < 32 || n_layer < 1 || reps < 1) {
+    if (!k || n % 32 != 0 || n < 32 || n_layer < 1 || reps < 1 || nth < 1) {
         std::fprintf(stderr, "bad arguments or kernel path not available\n");
         return 1;
     }
@@ -82,17 +82,17 @@ int main(int argc, char **argv) {
     // the same bytes in one weight n wide: 12 n rows per layer (3n + n + 4n + 4 * n rows of the down's n)
     matrix one;
     make_matrix(one, *k, type, n, 12 * n * n_layer, rng);
-    thread_pool pool(2);
+    thread_pool pool(nth);
     std::vector<uint8_t> scratch;
     std::vector<float> x(size_t(4 * n), 0.5f), y(size_t(12 * n * n_layer));
     std::vector<double> t_layers, t_one;
     for (int r = 0; r < reps + 1; r++) { // the first round warms up
         auto t = std::chrono::steady_clock::now();
         for (const matrix &m : layers)
-            matmul(*k, pool, 2, m.w, nullptr, x.data(), 1, m.w.ne0, y.data(), m.w.ne1, scratch);
+            matmul(*k, pool, nth, m.w, nullptr, x.data(), 1, m.w.ne0, y.data(), m.w.ne1, scratch);
         const double a = seconds_since(t);
         t = std::chrono::steady_clock::now();
-        matmul(*k, pool, 2, one.w, nullptr, x.data(), 1, one.w.ne0, y.data(), one.w.ne1, scratch);
+        matmul(*k, pool, nth, one.w, nullptr, x.data(), 1, one.w.ne0, y.data(), one.w.ne1, scratch);
         const double b = seconds_since(t);
         if (r > 0) t_layers.push_back(a), t_one.push_back(b);
     }
@@ -102,8 +102,8 @@ int main(int argc, char **argv) {
                     bytes / 1e6, bytes / t.front() / 1e9, bytes / t[t.size() / 2] / 1e9, t[t.size() / 2] / calls * 1e6);
         return bytes / t[t.size() / 2];
     };
-    std::printf("%s, %s, n_embd %lld, %lld layers, 1 token, 2 threads, %d rounds\n", gptneox_kernel_path_name(k->path),
-                q8 ? "q8_0" : "q4_0", (long long)n, (long long)n_layer, reps);
+    std::printf("%s, %s, n_embd %lld, %lld layers, 1 token, %d threads, %d rounds\n",
+                gptneox_kernel_path_name(k->path), q8 ? "q8_0" : "q4_0", (long long)n, (long long)n_layer, nth, reps);
     const double a = report("layers", t_layers, int(layers.size()));
     const double b = report("one call", t_one, 1);
     std::printf("layers / one call (medians): %.2f\n", a / b);
