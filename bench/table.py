@@ -63,12 +63,13 @@ def tg_fraction(e: EngineRun, bw: float, bw_reps: Optional[List[float]] = None) 
     run is set against the bandwidth measured beside it and the median of those shares is given: the
     machine's bandwidth can move by half within minutes, more than the engines differ."""
     runs = e.tok_s.get("tg32", [])
-    if not runs or not roofline.roofline_tg(bw, e.bytes_per_token):
+    roof = roofline.roofline_tg(bw, e.bytes_per_token)
+    if not runs or not roof:
         return ""
     if bw_reps and len(bw_reps) == len(runs):
         shares = [v / roofline.roofline_tg(b, e.bytes_per_token) for v, b in zip(runs, bw_reps)]
         return f"{100 * statistics.median(shares):.0f}%"
-    return f"{100 * statistics.median(runs) / roofline.roofline_tg(bw, e.bytes_per_token):.0f}%"
+    return f"{100 * statistics.median(runs) / roof:.0f}%"
 
 
 def _ratio_line(label: str, ours: EngineRun, peer_of: Dict[str, List[float]], tests: List[str],
