@@ -169,31 +169,44 @@ inline __m256 round_away(__m256 v) {
 }
 
 // Same results as the reference quantize_row_q8_0 (same float operations, same rounding).
+// Eight blocks at a time: their maxima first, then one vector division for the scales (the scalar
+// reference's d = amax / 127 and id = 1 / d, lane by lane) and one F16C conversion for the stored f16 (the
+// same round-to-nearest-even as fp32_to_fp16), so no block waits on a scalar division and conversion.
 void q8_0_from_float(const float *x, void *y, int64_t n) {
     block_q8_0 *b = static_cast<block_q8_0 *>(y);
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    for (int64_t ib = 0; ib < n / QK8_0; ib++) {
-        const float *p = x + ib * QK8_0;
-        __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
-        __m256 v2 = _mm256_loadu_ps(p + 16), v3 = _mm256_loadu_ps(p + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float amax = _mm_cvtss_f32(m4);
-        float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[ib].d = fp32_to_fp16(d);
-        __m256 vid = _mm256_set1_ps(id);
-        __m256i i0 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v0, vid)));
-        __m256i i1 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v1, vid)));
-        __m256i i2 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v2, vid)));
-        __m256i i3 = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(v3, vid)));
-        __m256i s01 = _mm256_packs_epi32(i0, i1), s23 = _mm256_packs_epi32(i2, i3);
-        __m256i q = _mm256_packs_epi16(s01, s23); // lanes interleaved by the in-lane packs
-        q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(b[ib].qs), q);
+    const int64_t nb = n / QK8_0;
+    for (int64_t i0 = 0; i0 < nb; i0 += 8) {
+        const int nn = nb - i0 < 8 ? static_cast<int>(nb - i0) : 8;
+        alignas(32) float amax[8] = {}, idv[8];
+        alignas(16) uint16_t dh[8];
+        for (int j = 0; j < nn; j++) {
+            const float *p = x + (i0 + j) * QK8_0;
+            const __m256 a0 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p)), a1 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 8));
+            const __m256 a2 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16)), a3 = _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24));
+            const __m256 m = _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            amax[j] = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        }
+        const __m256 d = _mm256_div_ps(_mm256_load_ps(amax), _mm256_set1_ps(127.0f));
+        const __m256 nz = _mm256_cmp_ps(d, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+        _mm256_store_ps(idv, _mm256_and_ps(nz, _mm256_div_ps(_mm256_set1_ps(1.0f), d)));
+        const __m128i dq = _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_store_si128(reinterpret_cast<__m128i *>(dh), dq);
+        for (int j = 0; j < nn; j++) {
+            const float *p = x + (i0 + j) * QK8_0;
+            b[i0 + j].d = dh[j];
+            const __m256 vid = _mm256_set1_ps(idv[j]);
+            __m256i i0v = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(p), vid)));
+            __m256i i1v = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(p + 8), vid)));
+            __m256i i2v = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(p + 16), vid)));
+            __m256i i3v = _mm256_cvttps_epi32(round_away(_mm256_mul_ps(_mm256_loadu_ps(p + 24), vid)));
+            __m256i s01 = _mm256_packs_epi32(i0v, i1v), s23 = _mm256_packs_epi32(i2v, i3v);
+            __m256i q = _mm256_packs_epi16(s01, s23); // lanes interleaved by the in-lane packs
+            q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(reinterpret_cast<__m256i *>(b[i0 + j].qs), q);
+        }
     }
 }
 

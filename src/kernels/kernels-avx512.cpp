@@ -240,19 +240,37 @@ inline __m512 round_away(__m512 v) {
 }
 
 // Same results as the reference quantize_row_q8_0 (same float operations, same rounding).
+// Sixteen blocks at a time: their maxima first, then one vector division for the scales (the scalar
+// reference's d = amax / 127 and id = 1 / d, lane by lane) and one F16C conversion for the stored f16 (the
+// same round-to-nearest-even as fp32_to_fp16), so no block waits on a scalar division and conversion.
 void q8_0_from_float(const float *x, void *y, int64_t n) {
     block_q8_0 *b = static_cast<block_q8_0 *>(y);
-    for (int64_t ib = 0; ib < n / QK8_0; ib++) {
-        __m512 v0 = _mm512_loadu_ps(x + ib * QK8_0), v1 = _mm512_loadu_ps(x + ib * QK8_0 + 16);
-        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[ib].d = fp32_to_fp16(d);
-        __m512 vid = _mm512_set1_ps(id);
-        __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away(_mm512_mul_ps(v0, vid))));
-        __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away(_mm512_mul_ps(v1, vid))));
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(b[ib].qs), q0);
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(b[ib].qs + 16), q1);
+    const int64_t nb = n / QK8_0;
+    for (int64_t i0 = 0; i0 < nb; i0 += 16) {
+        const int nn = nb - i0 < 16 ? static_cast<int>(nb - i0) : 16;
+        alignas(64) float amax[16] = {}, idv[16];
+        alignas(32) uint16_t dh[16];
+        for (int j = 0; j < nn; j++) {
+            const float *p = x + (i0 + j) * QK8_0;
+            const __m512 a0 = _mm512_abs_ps(_mm512_loadu_ps(p)), a1 = _mm512_abs_ps(_mm512_loadu_ps(p + 16));
+            amax[j] = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+        }
+        const __m512 d = _mm512_div_ps(_mm512_load_ps(amax), _mm512_set1_ps(127.0f));
+        const __mmask16 nz = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_store_ps(idv, _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), d));
+        const __m256i dq = _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_store_si256(reinterpret_cast<__m256i *>(dh), dq);
+        for (int j = 0; j < nn; j++) {
+            const float *p = x + (i0 + j) * QK8_0;
+            block_q8_0 &o = b[i0 + j];
+            o.d = dh[j];
+            const __m512 vid = _mm512_set1_ps(idv[j]);
+            const __m512 v0 = _mm512_mul_ps(_mm512_loadu_ps(p), vid), v1 = _mm512_mul_ps(_mm512_loadu_ps(p + 16), vid);
+            const __m128i q0 = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away(v0)));
+            const __m128i q1 = _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(round_away(v1)));
+            _mm_storeu_si128(reinterpret_cast<__m128i *>(o.qs), q0);
+            _mm_storeu_si128(reinterpret_cast<__m128i *>(o.qs + 16), q1);
+        }
     }
 }
 

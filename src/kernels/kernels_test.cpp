@@ -344,6 +344,9 @@ void test_types(const kernels &k, const kernels &ref) {
             if (quant) {
                 x[0] = 127.0f;
                 for (int j = 1; j < 32; j++) x[j] = (j % 2 ? 0.5f : -0.5f) + static_cast<float>(static_cast<int>(rng() % 200) - 100);
+                // an all-zero block (scale 0, id 0) and one whose scale is an f16 subnormal
+                for (int j = 32; j < 64 && j < n; j++) x[j] = 0.0f;
+                for (int j = 64; j < 96 && j < n; j++) x[j] = 3e-7f * static_cast<float>(j - 80);
             }
             std::vector<uint8_t> q1(row_size(*rt, n)), q2(row_size(*rt, n));
             kt->from_float(x.data(), q1.data(), n);
