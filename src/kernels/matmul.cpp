@@ -103,6 +103,12 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
     auto tile = [&](int64_t rb, int64_t re, int ith) {
         void *wk = work_area ? work_area + size_t(ith) * work_bytes : nullptr;
+        // The bias of these rows is read after the kernel, and in decode it is cold (every weight has
+        // streamed through the caches since): start its lines now, so that read does not wait on memory.
+        if (bias) {
+            for (int64_t o = rb; o < re; o += 16) __builtin_prefetch(bias + o);
+            __builtin_prefetch(bias + re - 1);
+        }
         if (packed) {
             tr.gemm_packed(ne0, W.packed + size_t(rb / 16) * W.packed_group_bytes, W.packed_group_bytes, re - rb, act_q,
                            act_stride, prep, prep_stride, n_tokens, y + rb, static_cast<size_t>(y_stride), wk);
