@@ -111,7 +111,6 @@ template <typename Tiles>
 void group_tile(Tiles &tl, int64_t n, const uint8_t *grp, const uint8_t *a, size_t a_stride, const uint8_t *prep,
                 size_t prep_stride, int m, float *y, size_t y_stride) {
     const int64_t nb = n / 32;
-    const uint8_t *q = grp + 32 * x16_even_blocks(nb);
     alignas(64) int32_t c[2][kTileTok * 16];
     __m512 acc[kTileTok];
     #pragma GCC unroll 16
@@ -120,11 +119,11 @@ void group_tile(Tiles &tl, int64_t n, const uint8_t *grp, const uint8_t *a, size
         // two C tiles alternate, so this block's product can start while the last block's FMAs run
         const int which = int(ib & 1);
         tl.load_a(a + 32 * ib, a_stride);
-        tl.load_b(q + 512 * ib);
+        tl.load_b(grp + x16_quants_at<false>(ib));
         if (which) tl.template product<1>(c[1]);
         else tl.template product<0>(c[0]);
         const int32_t *cc = c[which];
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(grp + 32 * ib)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(grp + x16_scales_at<false>(ib))));
         #pragma GCC unroll 16
         for (int t = 0; t < kTileTok; t++) {
             if (t < m) {

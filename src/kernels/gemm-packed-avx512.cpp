@@ -17,6 +17,8 @@ using namespace vnni;
 // transpose_q8's output v for the group's 16 rows, done once.
 template <typename T> constexpr size_t x16_qbytes() { return gptneox::x16_qbytes<is_q4<T>()>(); }
 template <typename T> size_t x16_group_bytes(int64_t n) { return gptneox::x16_group_bytes<is_q4<T>()>(n); }
+template <typename T> constexpr size_t scales_at(int64_t ib) { return x16_scales_at<is_q4<T>()>(ib); }
+template <typename T> constexpr size_t quants_at(int64_t ib) { return x16_quants_at<is_q4<T>()>(ib); }
 
 // Rows [0, n_rows) of the file's matrix (n_rows % 16 == 0) -> n_rows / 16 packed groups at out, one block
 // of 16 rows at a time by the prompt kernels' in-register transposes (Q4_0: the raw nibble bytes).
@@ -25,18 +27,18 @@ template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_byte
     const size_t gb = x16_group_bytes<T>(n);
     for (int64_t g = 0; g < n_rows / 16; g++) {
         const uint8_t *rows = static_cast<const uint8_t *>(wv) + size_t(16 * g) * row_bytes;
-        uint8_t *sc = out + size_t(g) * gb, *qv = sc + 32 * x16_even_blocks(nb);
-        std::memset(sc + 32 * nb, 0, size_t(32 * (x16_even_blocks(nb) - nb)));
+        uint8_t *grp = out + size_t(g) * gb;
+        if (nb % 2) std::memset(grp + scales_at<T>(nb), 0, 32);
         const uint8_t *rp[16];
         for (int64_t ib = 0; ib < nb; ib++) {
             for (int r = 0; r < 16; r++) {
                 rp[r] = rows + size_t(r) * row_bytes + size_t(ib) * T::size;
-                std::memcpy(sc + 32 * ib + 2 * r, rp[r], 2);
+                std::memcpy(grp + scales_at<T>(ib) + 2 * r, rp[r], 2);
             }
             __m512i v[8];
             if constexpr (is_q4<T>()) transpose_q4_bytes(rp, v);
             else transpose_q8(rp, v);
-            uint8_t *dst = qv + x16_qbytes<T>() * size_t(ib);
+            uint8_t *dst = grp + quants_at<T>(ib);
             constexpr int kVec = int(x16_qbytes<T>() / 64);
             #pragma GCC unroll 8
             for (int c = 0; c < kVec; c++) _mm512_store_si512(dst + 64 * c, v[c]);
@@ -45,8 +47,8 @@ template <typename T> void repack_x16(int64_t n, const void *wv, size_t row_byte
 }
 
 // The 8 VNNI-order vectors of block ib of a packed group (what transpose_q4 / transpose_q8 give).
-template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m512i out[8]) {
-    const uint8_t *p = qv + x16_qbytes<T>() * size_t(ib);
+template <typename T> inline void unpack_x16(const uint8_t *grp, int64_t ib, __m512i out[8]) {
+    const uint8_t *p = grp + quants_at<T>(ib);
     if constexpr (is_q4<T>()) {
         const __m512i lo4 = _mm512_set1_epi8(0x0F);
         #pragma GCC unroll 4
@@ -64,18 +66,14 @@ template <typename T> inline void unpack_x16(const uint8_t *qv, int64_t ib, __m5
 // decode_group over a packed group (all 16 rows valid): the same integer block sums and the same
 // per-block FMA as decode_group, without its gathers and transpose tree. Vector c < 4 meets the token's
 // elements 4c..4c+3 of the block, c >= 4 elements 16+4(c-4).. (act_lo / act_hi: both types' prep order).
-template <typename T>
-void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y, const uint8_t *next,
-                      size_t next_bytes) {
-    const uint8_t *sc = grp, *qv = grp + 32 * x16_even_blocks(nb);
-    const size_t pf_step = 32 + x16_qbytes<T>();
-    size_t pf = 0;
+// No software prefetch: a range of groups is one run of memory, which the hardware prefetchers follow at
+// the sequential rate (one thread, 285 MB of Q4_0 / Q8_0: 29.5-31.5 / 27.7-28.3 GB/s; prefetching the next
+// group at the pace of this one, as the former two-run layout needed, held it to 21-23).
+template <typename T> void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t ib = 0; ib < nb; ib++) {
-        for (size_t e = pf + pf_step; pf < e && pf < next_bytes; pf += 64)
-            _mm_prefetch(reinterpret_cast<const char *>(next + pf), _MM_HINT_T1);
         __m512i q[8];
-        unpack_x16<T>(qv, ib, q);
+        unpack_x16<T>(grp, ib, q);
         const int8_t *alo = a.q + act_lo<T>(ib, nb), *ahi = alo + act_hi<T>(ib, nb);
         __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
         #pragma GCC unroll 4
@@ -86,23 +84,23 @@ void decode_group_x16(int64_t nb, const uint8_t *grp, const act_row &a, float *y
             s0 = _mm512_dpbusd_epi32(s0, q[v], _mm512_set1_epi32(l4));
             s1 = _mm512_dpbusd_epi32(s1, q[v + 4], _mm512_set1_epi32(h4));
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(grp + scales_at<T>(ib))));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[ib])), acc);
     }
     _mm512_storeu_ps(y, acc);
 }
 
-// pack_group's work layout from nb blocks of a packed group (sc / qv: the scales and weights of the
-// range's first block).
-template <typename T> void pack_group_x16(int64_t nb, const uint8_t *sc, const uint8_t *qv, uint8_t *work) {
+// pack_group's work layout from blocks [kb, kb + nb) of a packed group.
+template <typename T> void pack_group_x16(int64_t nb, const uint8_t *grp, int64_t kb, uint8_t *work) {
     __m512i *q = reinterpret_cast<__m512i *>(work);
     __m512 *d = reinterpret_cast<__m512 *>(work + size_t(nb) * 8 * 64);
-    for (int64_t ib = 0; ib < nb; ib++) {
+    for (int64_t i = 0; i < nb; i++) {
         __m512i v[8];
-        unpack_x16<T>(qv, ib, v);
+        unpack_x16<T>(grp, kb + i, v);
         #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) _mm512_store_si512(q + ib * 8 + c, v[c]);
-        _mm512_store_ps(d + ib, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc + 32 * ib))));
+        for (int c = 0; c < 8; c++) _mm512_store_si512(q + i * 8 + c, v[c]);
+        const uint8_t *sc = grp + scales_at<T>(kb + i);
+        _mm512_store_ps(d + i, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(sc))));
     }
 }
 
@@ -110,8 +108,7 @@ template <typename T> void pack_group_x16(int64_t nb, const uint8_t *sc, const u
 template <typename T>
 void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *, size_t, const void *prep_v,
               size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
-    constexpr size_t Q = x16_qbytes<T>();
-    const int64_t nb = n / 32, ne = x16_even_blocks(nb);
+    const int64_t nb = n / 32;
     const uint8_t *prep = static_cast<const uint8_t *>(prep_v);
     uint8_t *pk = align64(work);
     const int64_t kc32 = chunk32_blocks(n);
@@ -125,30 +122,26 @@ void gemm_x16(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *
             const size_t next_bytes = after1 < 2 * gb ? after1 : 2 * gb;
             if constexpr (is_q4<T>()) { // the nibbles are unpacked into the work area, a K chunk at a time
                 auto pack = [&](int64_t kb, int64_t kc, uint8_t *wa, uint8_t *wb) {
-                    pack_group_x16<T>(kc, grp + 32 * kb, grp + 32 * ne + Q * size_t(kb), wa);
-                    pack_group_x16<T>(kc, grp1 + 32 * kb, grp1 + 32 * ne + Q * size_t(kb), wb);
+                    pack_group_x16<T>(kc, grp, kb, wa);
+                    pack_group_x16<T>(kc, grp1, kb, wb);
                 };
                 pass32<T, false>(nb, n, kc32, packed_into(pk, kc32, pack), prep, prep_stride, n_tok, y + g, y_stride,
                                  grp + 2 * gb, next_bytes);
             } else { // Q8_0's vectors are already the tile's operands: read in place, f16 scales
-                auto source = [&](int64_t kb, int64_t) {
-                    return chunk32{grp + 32 * ne + Q * size_t(kb), grp1 + 32 * ne + Q * size_t(kb), grp + 32 * kb,
-                                   grp1 + 32 * kb};
-                };
+                auto source = [&](int64_t, int64_t) { return chunk32{grp, grp1, grp, grp1}; };
                 pass32<T, true>(nb, n, kc32, source, prep, prep_stride, n_tok, y + g, y_stride, grp + 2 * gb, next_bytes);
             }
             g += 16; // the loop adds the other 16
             continue;
         }
-        const uint8_t *next = grp + gb;
-        const size_t next_bytes = rest >= gb ? gb : rest;
         if (decode) {
             for (int64_t t = 0; t < n_tok; t++)
-                decode_group_x16<T>(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g, next,
-                                    t == 0 ? next_bytes : 0);
+                decode_group_x16<T>(nb, grp, act_of(prep + t * prep_stride, n), y + t * y_stride + g);
             continue;
         }
-        pack_group_x16<T>(nb, grp, grp + 32 * ne, pk);
+        const uint8_t *next = grp + gb;
+        const size_t next_bytes = rest >= gb ? gb : rest;
+        pack_group_x16<T>(nb, grp, 0, pk);
         for (int64_t t0 = 0; t0 < n_tok; t0 += kTokTile) {
             const int tt = int(n_tok - t0 < kTokTile ? n_tok - t0 : kTokTile);
             tile_n<T, kTokTile>(tt, nb, n, pk, prep + t0 * prep_stride, prep_stride, y + t0 * y_stride + g, y_stride, 16,

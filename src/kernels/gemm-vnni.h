@@ -28,6 +28,7 @@
 // small fixed loops below carry unroll pragmas.
 
 #include "kernels/kernels-impl.h"
+#include "kernels/packed-layout.h"
 
 namespace gptneox {
 namespace vnni {
@@ -211,13 +212,19 @@ void tile(int64_t nb, int64_t n, const uint8_t *work, const uint8_t *prep, size_
     for (int t = 0; t < TT; t++) _mm512_mask_storeu_ps(y + t * y_stride, m, acc[t]);
 }
 
-// Where tile32 reads blocks [kb, kb + kc) of a pair of 16-row halves: block j's 8 VNNI-order vectors at
-// qa / qb + 512 j, its 16 row scales at sa / sb: f32 at + 64 j (the work layout) or, F16, the f16 of the
-// packed layout at + 32 j (converted as they are read: the same f32 values).
+// Where tile32 reads blocks [kb, kb + kc) of a pair of 16-row halves (block kb + j: its 8 VNNI-order
+// vectors and 16 row scales). The work layout: vectors at qa / qb + 512 j, f32 scales at sa / sb + 64 j.
+// F16, the weights' own packed Q8_0 layout (packed-layout.h): qa / qb and sa / sb are the two groups, the
+// block at its pair's offsets, f16 scales converted as they are read (the same f32 values).
 struct chunk32 {
     const uint8_t *qa, *qb, *sa, *sb;
-    template <bool F16> static __m512 scales(const uint8_t *s, int64_t j) {
-        if constexpr (F16) return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(s + 32 * j)));
+    template <bool F16> static const __m512i *quants(const uint8_t *q, int64_t kb, int64_t j) {
+        if constexpr (F16) return reinterpret_cast<const __m512i *>(q + x16_quants_at<false>(kb + j));
+        return reinterpret_cast<const __m512i *>(q) + 8 * j;
+    }
+    template <bool F16> static __m512 scales(const uint8_t *s, int64_t kb, int64_t j) {
+        if constexpr (F16)
+            return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i *>(s + x16_scales_at<false>(kb + j))));
         return _mm512_load_ps(reinterpret_cast<const float *>(s + 64 * j));
     }
 };
@@ -229,7 +236,6 @@ struct chunk32 {
 template <typename T, int TT, bool F16>
 void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const chunk32 &w, const uint8_t *prep, size_t stride,
             float *y, size_t y_stride, const uint8_t *next, size_t pf, size_t pf_end, size_t pf_step) {
-    const __m512i *qa = reinterpret_cast<const __m512i *>(w.qa), *qb = reinterpret_cast<const __m512i *>(w.qb);
     const uint8_t *pt[TT];
     #pragma GCC unroll 8
     for (int t = 0; t < TT; t++) pt[t] = prep + t * stride;
@@ -253,9 +259,10 @@ void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const chunk32 &w, con
             s0[t] = _mm512_set1_epi32(c0);
             s1[t] = s0[t];
         }
+        const __m512i *qa = chunk32::quants<F16>(w.qa, kb, j), *qb = chunk32::quants<F16>(w.qb, kb, j);
         #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            const __m512i w0 = _mm512_load_si512(qa + j * 8 + c), w1 = _mm512_load_si512(qb + j * 8 + c);
+            const __m512i w0 = _mm512_load_si512(qa + c), w1 = _mm512_load_si512(qb + c);
             const int64_t off = c < 4 ? lo + 4 * c : hi + 4 * (c - 4);
             #pragma GCC unroll 8
             for (int t = 0; t < TT; t++) {
@@ -266,7 +273,7 @@ void tile32(int64_t kb, int64_t kc, int64_t nb, int64_t n, const chunk32 &w, con
                 s1[t] = _mm512_dpbusd_epi32(s1[t], w1, av);
             }
         }
-        const __m512 dw0 = chunk32::scales<F16>(w.sa, j), dw1 = chunk32::scales<F16>(w.sb, j);
+        const __m512 dw0 = chunk32::scales<F16>(w.sa, kb, j), dw1 = chunk32::scales<F16>(w.sb, kb, j);
         #pragma GCC unroll 8
         for (int t = 0; t < TT; t++) {
             float dy;
