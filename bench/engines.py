@@ -101,32 +101,42 @@ class OursEngine(Engine):
             self._L.check_status(rc if rc < 0 else -7, f"gptneox_decode returned {rc}")
         self._L.check_status(self._L.gptneox_synchronize(ctx), "gptneox_synchronize")
 
-    def pp(self, tokens: Sequence[int]) -> float:
+    def pp(self, tokens: Sequence[int], phases: Optional[Dict[str, float]] = None) -> float:
+        """As Engine.pp; `phases`, if given, receives the forward pass's milliseconds per phase
+        (gptneox_perf_phases of the batch)."""
         ctx = self._new_ctx()
         try:
             self._fill(tokens, 0)
             t = time.perf_counter()
             self._decode(ctx)
-            return time.perf_counter() - t
+            dt = time.perf_counter() - t
+            if phases is not None:
+                phases.update(self._L.perf_phases(ctx, True))
+            return dt
         finally:
             self._L.gptneox_free(ctx)
 
-    def tg(self, tokens: Sequence[int]) -> float:
-        return self.tg_after((), tokens)
+    def tg(self, tokens: Sequence[int], phases: Optional[Dict[str, float]] = None) -> float:
+        return self.tg_after((), tokens, phases)
 
-    def tg_after(self, prompt: Sequence[int], tokens: Sequence[int]) -> float:
+    def tg_after(self, prompt: Sequence[int], tokens: Sequence[int],
+                 phases: Optional[Dict[str, float]] = None) -> float:
         """Seconds of single-token decodes of `tokens` after `prompt` (evaluated first, in n_batch calls,
-        not timed): generation at a context of len(prompt)."""
+        not timed): generation at a context of len(prompt). `phases`: as in pp, for the timed decodes."""
         ctx = self._new_ctx()
         try:
             for s in range(0, len(prompt), self.n_batch):
                 self._fill(prompt[s:s + self.n_batch], s)
                 self._decode(ctx)
+            self._L.gptneox_perf_context_reset(ctx)
             t = time.perf_counter()
             for i, tok in enumerate(tokens):
                 self._fill([tok], len(prompt) + i)
                 self._decode(ctx)
-            return time.perf_counter() - t
+            dt = time.perf_counter() - t
+            if phases is not None:
+                phases.update(self._L.perf_phases(ctx, False))
+            return dt
         finally:
             self._L.gptneox_free(ctx)
 

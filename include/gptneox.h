@@ -457,6 +457,31 @@ struct gptneox_perf_data {
 GPTNEOX_API struct gptneox_perf_data gptneox_perf_context(const struct gptneox_context *ctx);
 GPTNEOX_API void gptneox_perf_context_reset(struct gptneox_context *ctx);
 
+/* The stages of one forward step (every layer's share summed), for gptneox_perf_phases: where a prompt or
+ * a generated token spends its time. */
+enum gptneox_perf_phase {
+    GPTNEOX_PHASE_EMBED = 0,     /* token embeddings, attention masks, rotary angles */
+    GPTNEOX_PHASE_NORM = 1,      /* the layers' LayerNorms (sequential residual: with the attention add) */
+    GPTNEOX_PHASE_QKV = 2,       /* Q, K, V projection and bias */
+    GPTNEOX_PHASE_ROPE_KV = 3,   /* rotary embedding of Q and K, K and V written to the cache */
+    GPTNEOX_PHASE_ATTENTION = 4, /* softmax(q k^T / sqrt(head_dim)) v */
+    GPTNEOX_PHASE_ATTN_OUT = 5,  /* attention output projection and bias */
+    GPTNEOX_PHASE_FFN_UP = 6,    /* MLP up projection, bias and GELU */
+    GPTNEOX_PHASE_FFN_DOWN = 7,  /* MLP down projection and bias */
+    GPTNEOX_PHASE_RESIDUAL = 8,  /* residual adds */
+    GPTNEOX_PHASE_OUTPUT = 9,    /* final LayerNorm and logits of the output rows */
+    GPTNEOX_PHASE_COUNT = 10
+};
+/* Milliseconds spent in each phase since the context was created or gptneox_perf_context_reset, summed
+ * over the forward steps of one token (batch false: t_eval_ms's decodes) or of several (batch true:
+ * prompts, and single-token calls computed together, see gptneox_n_queued). The phases cover the forward
+ * pass only, so they add up to a little less than t_eval_ms / t_p_eval_ms; all zero when the context was
+ * created with no_perf. Writes min(n, GPTNEOX_PHASE_COUNT) values to ms (caller-owned, n >= 0) in enum
+ * order and returns GPTNEOX_PHASE_COUNT; -1 if ctx is NULL, or ms is NULL with n > 0. */
+GPTNEOX_API int32_t gptneox_perf_phases(const struct gptneox_context *ctx, bool batch, double *ms, int32_t n);
+/* The short name of a phase ("qkv", "attention", ...): a static string, NULL outside [0, GPTNEOX_PHASE_COUNT). */
+GPTNEOX_API const char *gptneox_perf_phase_name(int32_t phase);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Sampling                                                                                       */
 /*

@@ -135,6 +135,19 @@ GPTNEOX_KERNELS_AVX2 = 2
 GPTNEOX_KERNELS_AVX512 = 3
 GPTNEOX_KERNELS_AMX = 4
 
+# enum gptneox_perf_phase
+GPTNEOX_PHASE_EMBED = 0
+GPTNEOX_PHASE_NORM = 1
+GPTNEOX_PHASE_QKV = 2
+GPTNEOX_PHASE_ROPE_KV = 3
+GPTNEOX_PHASE_ATTENTION = 4
+GPTNEOX_PHASE_ATTN_OUT = 5
+GPTNEOX_PHASE_FFN_UP = 6
+GPTNEOX_PHASE_FFN_DOWN = 7
+GPTNEOX_PHASE_RESIDUAL = 8
+GPTNEOX_PHASE_OUTPUT = 9
+GPTNEOX_PHASE_COUNT = 10
+
 # enum gptneox_struct_id
 GPTNEOX_STRUCT_MODEL_PARAMS = 0
 GPTNEOX_STRUCT_CTX_PARAMS = 1
@@ -802,6 +815,25 @@ def gptneox_perf_context(ctx: Optional[int], /) -> gptneox_perf_data: ...
 # void gptneox_perf_context_reset(struct gptneox_context *ctx);
 @_bind("gptneox_perf_context_reset", [ctypes.c_void_p], None)
 def gptneox_perf_context_reset(ctx: Optional[int], /) -> None: ...
+
+
+# int32_t gptneox_perf_phases(const struct gptneox_context *ctx, bool batch, double *ms, int32_t n);
+@_bind("gptneox_perf_phases",
+       [ctypes.c_void_p, ctypes.c_bool, ctypes.POINTER(ctypes.c_double), ctypes.c_int32], ctypes.c_int32)
+def gptneox_perf_phases(ctx: Optional[int], batch: bool, ms: Any, n: int, /) -> int: ...
+
+
+# const char *gptneox_perf_phase_name(int32_t phase);
+@_bind("gptneox_perf_phase_name", [ctypes.c_int32], ctypes.c_char_p)
+def gptneox_perf_phase_name(phase: int, /) -> Optional[bytes]: ...
+
+
+def perf_phases(ctx: Optional[int], batch: bool) -> Dict[str, float]:
+    """gptneox_perf_phases as {phase name: milliseconds}, in the forward pass's order; raises NeoxError."""
+    ms = (ctypes.c_double * GPTNEOX_PHASE_COUNT)()
+    if gptneox_perf_phases(ctx, batch, ms, GPTNEOX_PHASE_COUNT) != GPTNEOX_PHASE_COUNT:
+        raise last_error("gptneox_perf_phases")
+    return {(gptneox_perf_phase_name(i) or b"?").decode(): ms[i] for i in range(GPTNEOX_PHASE_COUNT)}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 // or changes nothing.
 #include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <iterator>
 #include <vector>
 
 #include "api/context.h"
@@ -273,8 +275,24 @@ GPTNEOX_API void gptneox_perf_context_reset(gptneox_context *ctx) {
         c.t_start_us = gptneox_time_us();
         c.t_p_eval_us = c.t_eval_us = 0;
         c.n_p_eval = c.n_eval = 0;
+        for (auto &per_kind : c.phase_s) std::fill(std::begin(per_kind), std::end(per_kind), 0.0);
         return 0;
     });
+}
+
+GPTNEOX_API int32_t gptneox_perf_phases(const gptneox_context *ctx, bool batch, double *ms, int32_t n) {
+    return guard<int32_t>(-1, [&] {
+        const gptneox_context &c = gptneox::get_synced(ctx);
+        if (n < 0 || (n > 0 && !ms)) fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "ms is NULL or n < 0");
+        for (int32_t i = 0; i < n && i < GPTNEOX_PHASE_COUNT; i++) ms[i] = c.phase_s[batch ? 1 : 0][i] * 1e3;
+        return int32_t(GPTNEOX_PHASE_COUNT);
+    });
+}
+
+GPTNEOX_API const char *gptneox_perf_phase_name(int32_t phase) {
+    static const char *const names[GPTNEOX_PHASE_COUNT] = {"embed",    "norm",     "qkv",      "rope_kv",  "attention",
+                                                           "attn_out", "ffn_up",   "ffn_down", "residual", "output"};
+    return phase >= 0 && phase < GPTNEOX_PHASE_COUNT ? names[phase] : nullptr;
 }
 
 } // extern "C"

@@ -62,6 +62,7 @@ struct gptneox_context {
     int64_t t_start_us = 0;
     int64_t t_p_eval_us = 0, t_eval_us = 0;
     int32_t n_p_eval = 0, n_eval = 0;
+    double phase_s[2][GPTNEOX_PHASE_COUNT] = {}; // seconds per forward phase: [0] single-token, [1] batches
 
     gptneox_memory memory; // memory.ctx == this
 };

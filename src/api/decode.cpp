@@ -149,6 +149,7 @@ void run(gptneox_context &c, const token_span &s, int32_t U, bool pooled, const 
     cfg.freq_scale = c.params.rope_freq_scale;
     cfg.abort_cb = c.params.abort_callback;
     cfg.abort_data = c.params.abort_callback_data;
+    cfg.phase_s = c.params.no_perf ? nullptr : c.phase_s[s.n == 1 ? 0 : 1]; // the split of add_timing
     auto forget = [&](int32_t upto) {
         for (int32_t i = 0; i < upto; i++) c.cache.release(uint32_t(s.cell[i]));
         c.n_batch_last = 0;

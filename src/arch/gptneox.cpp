@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -353,6 +354,25 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
     }
 }
 
+// Adds the time since the previous mark to acc[phase] (acc NULL: does nothing, reads no clock).
+class phase_clock {
+public:
+    explicit phase_clock(double *acc) : acc_(acc), last_(acc ? now() : 0.0) {}
+    void mark(gptneox_perf_phase phase) {
+        if (!acc_) return;
+        const double t = now();
+        acc_[phase] += t - last_;
+        last_ = t;
+    }
+
+private:
+    static double now() {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    }
+    double *acc_;
+    double last_;
+};
+
 } // namespace
 
 bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cache, run_state &rs,
@@ -361,6 +381,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
     const int32_t T = ub.n_tokens, nt = cfg.n_threads;
     const int64_t n = hp.n_embd, f = hp.n_ff;
     if (T <= 0 || T > rs.n_ubatch) fail(GPTNEOX_STATUS_INTERNAL, "forward: bad ubatch size %d", T);
+    phase_clock clock(cfg.phase_s);
 
     // x = token embeddings                                              [T][n]
     get_rows(k, m.tok_embd, ub.token, T, rs.x.data());
@@ -373,6 +394,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
     for (int32_t t = 0; t < T; t++) {
         rope_angles(&rs.rope_cs[size_t(t) * hp.n_rot], hp.n_rot, float(ub.pos[t]) * cfg.freq_scale, rs.inv_freq.data());
     }
+    clock.mark(GPTNEOX_PHASE_EMBED);
 
     for (int32_t l = 0; l < hp.n_layer; l++) {
         const layer_weights &w = m.layers[size_t(l)];
@@ -382,7 +404,9 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
             layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.attn_norm_w), f32(w.attn_norm_b), n,
                        hp.norm_eps);
         });
+        clock.mark(GPTNEOX_PHASE_NORM);
         matmul(k, pool, nt, w.qkv_w, f32(w.qkv_b), rs.xn.data(), T, n, rs.qkv.data(), 3 * n, rs.mm_scratch);
+        clock.mark(GPTNEOX_PHASE_QKV);
 
         // rotary on Q and K, then K and V go to the token's cache cell
         for_tokens(pool, nt, T, [&](int32_t t) {
@@ -400,11 +424,14 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
                           hp.head_dim);
             }
         });
+        clock.mark(GPTNEOX_PHASE_ROPE_KV);
 
         // att = softmax(q k^T / sqrt(hd)) v per head, heads merged        [T][n]
         attention(k, pool, nt, cache, rs, hp, l, ub, n_kv);
+        clock.mark(GPTNEOX_PHASE_ATTENTION);
         // att_proj = Wo att + bo                                          [T][n]
         matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), n, rs.mm_scratch);
+        clock.mark(GPTNEOX_PHASE_ATTN_OUT);
 
         // ---- MLP on LN2 of the block input (parallel) or of x + attn (sequential)
         for_tokens(pool, nt, T, [&](int32_t t) {
@@ -412,11 +439,14 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
             layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
                        hp.norm_eps);
         });
+        clock.mark(GPTNEOX_PHASE_NORM);
         // ff = gelu(Wup xn + bup)                                         [T][f]
         matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch,
                k.gelu ? k.gelu : gelu);
+        clock.mark(GPTNEOX_PHASE_FFN_UP);
         // ff_out = Wdown ff + bdown                                       [T][n]
         matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, f, rs.ff_out.data(), n, rs.mm_scratch);
+        clock.mark(GPTNEOX_PHASE_FFN_DOWN);
 
         // ---- residual
         for_tokens(pool, nt, T, [&](int32_t t) {
@@ -427,6 +457,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
                 add_rows(&rs.x[o], &rs.ff_out[o], nullptr, n);
             }
         });
+        clock.mark(GPTNEOX_PHASE_RESIDUAL);
 
         if (cfg.abort_cb && l + 1 < hp.n_layer && cfg.abort_cb(cfg.abort_data)) return false;
     }
@@ -442,6 +473,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
     if (ub.logits) {
         matmul(k, pool, nt, m.output, nullptr, rs.out_x.data(), n_out, n, ub.logits, hp.n_vocab, rs.mm_scratch);
     }
+    clock.mark(GPTNEOX_PHASE_OUTPUT);
     return true;
 }
 

@@ -75,6 +75,7 @@ struct run_config {
     float freq_scale = 1.0f;                   // positions are multiplied by it
     gptneox_abort_callback abort_cb = nullptr; // polled between layers
     void *abort_data = nullptr;
+    double *phase_s = nullptr; // [GPTNEOX_PHASE_COUNT] seconds added per phase (gptneox_perf_phases), or NULL
 };
 
 // One micro-batch. Token t has already been given KV cell cell[t] (with its position and sequences).
