@@ -1,10 +1,10 @@
-// Micro-benchmark (not a test): matmul throughput for a 2816 x 11264 weight (ne0 = 2816 inputs,
+// Micro-benchmark (not a test): matmul throughput for a 2816 x 11264 weight by default (ne0 = 2816 inputs,
 // ne1 = 11264 outputs, an MLP up-projection shape) in Q8_0, Q4_0, F16 and BF16, per kernel path,
 // n_tokens 1 and 64, 1 and 2 threads. Prints GB/s of weight bytes read (and GFLOP/s) by wall clock,
 // and by the calling thread's CPU time (cpu GB/s: for 1 thread, what the kernels reach when the
 // machine is shared with other work), and by the fastest single call (best GB/s: the least disturbed
 // by other load). Usage: kernels_bench [seconds per case] [token counts, e.g. 1,8,64] [paths, e.g.
-// avx512,avx2,scalar,avx2p,avx512p,amxp] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] (defaults: 1.0
+// avx512,avx2,scalar,avx2p,avx512p,amxp] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] [inputs] (defaults: 1.0
 // 1,64 scalar,avx2,avx512,avx2p,avx512p,amxp q8_0,q4_0 11264). avx2p / avx512p / amxp: that path on the
 // weights repacked at load (use_extra_bufts; amxp: the AMX path, tiles for Q8_0 batches of 16+ tokens,
 // on CPUs that have AMX-INT8). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
@@ -40,7 +40,7 @@ static bool listed(const char *arg, const char *name) {
 }
 
 int main(int argc, char **argv) {
-    const int64_t ne0 = 2816, ne1 = argc > 5 ? std::atoll(argv[5]) : 11264;
+    const int64_t ne1 = argc > 5 ? std::atoll(argv[5]) : 11264, ne0 = argc > 6 ? std::atoll(argv[6]) : 2816;
     double min_seconds = argc > 1 ? std::atof(argv[1]) : 1.0;
     std::vector<int64_t> token_counts;
     for (const char *p = argc > 2 ? argv[2] : "1,64"; *p;) {
