@@ -1,5 +1,5 @@
-"""bench/phase_profile.py's accounting: the matrix bytes it charges each phase and the multiply-adds it credits
-each phase, checked against the GGUF's own tensor list and bench/roofline.py's whole-prompt count."""
+"""bench/phase_profile.py's accounting: the matrix bytes it charges each phase and the multiply-adds it
+credits each phase, checked against the GGUF's own tensor list and bench/roofline.py's whole-prompt count."""
 
 from __future__ import annotations
 
