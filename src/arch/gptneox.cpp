@@ -16,34 +16,6 @@ namespace gptneox {
 // ------------------------------------------------------------------------------------------------
 // Helpers
 
-void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
-    // mean and biased variance in double: the f32 result then matches torch to the last bits or so
-    // (four partial sums, so the compiler can use packed doubles; the order is fixed, per token)
-    double m4[4] = {0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        for (int r = 0; r < 4; r++) m4[r] += x[i + r];
-    }
-    for (; i < n; i++) m4[0] += x[i];
-    const double mean = ((m4[0] + m4[1]) + (m4[2] + m4[3])) / double(n);
-    double v4[4] = {0, 0, 0, 0};
-    for (i = 0; i + 4 <= n; i += 4) {
-        for (int r = 0; r < 4; r++) {
-            const double d = x[i + r] - mean;
-            v4[r] += d * d;
-        }
-    }
-    for (; i < n; i++) v4[0] += (x[i] - mean) * (x[i] - mean);
-    const double var = ((v4[0] + v4[1]) + (v4[2] + v4[3])) / double(n);
-    const float rstd = float(1.0 / std::sqrt(var + double(eps)));
-    const float fmean = float(mean);
-    if (w && b) {
-        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * w[i] + b[i];
-    } else {
-        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
-    }
-}
-
 void rope_inv_freq(float *inv_freq, int32_t n_rot, float base) {
     // torch: 1.0 / (base ** (arange(0, rd, 2).float() / rd)), all in f32
     for (int32_t i = 0; i < n_rot / 2; i++) {
@@ -401,7 +373,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
 
         // ---- attention: xn = LN1(x); qkv = Wqkv xn + b                 [T][3n]
         for_tokens(pool, nt, T, [&](int32_t t) {
-            layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.attn_norm_w), f32(w.attn_norm_b), n,
+            k.layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.attn_norm_w), f32(w.attn_norm_b), n,
                        hp.norm_eps);
         });
         clock.mark(GPTNEOX_PHASE_NORM);
@@ -436,7 +408,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
         // ---- MLP on LN2 of the block input (parallel) or of x + attn (sequential)
         for_tokens(pool, nt, T, [&](int32_t t) {
             if (!hp.parallel_residual) add_rows(&rs.x[size_t(t) * n], &rs.att_proj[size_t(t) * n], nullptr, n);
-            layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
+            k.layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
                        hp.norm_eps);
         });
         clock.mark(GPTNEOX_PHASE_NORM);
@@ -466,7 +438,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
     const int32_t n_out = ub.n_outputs;
     if (n_out == 0) return true;
     for_tokens(pool, nt, n_out, [&](int32_t r) {
-        layer_norm(&rs.out_x[size_t(r) * n], &rs.x[size_t(ub.out_rows[r]) * n], f32(m.out_norm_w),
+        k.layer_norm(&rs.out_x[size_t(r) * n], &rs.x[size_t(ub.out_rows[r]) * n], f32(m.out_norm_w),
                    f32(m.out_norm_b), n, hp.norm_eps);
     });
     if (ub.hidden) std::memcpy(ub.hidden, rs.out_x.data(), size_t(n_out) * n * sizeof(float));

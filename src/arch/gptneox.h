@@ -17,8 +17,7 @@ namespace gptneox {
 
 // ---- the small helpers the forward pass is made of (exposed for gptneox_test.cpp) ----
 
-// out[i] = (x[i] - mean) / sqrt(var + eps) * w[i] + b[i]; biased variance over the n features.
-void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps);
+// (layer_norm, the LayerNorm of one row: kernels/kernels.h)
 // Rotate x = one token's heads [n_head][head_dim] in place, NeoX style: dims i and i + n_rot/2
 // (i < n_rot/2) of each head by angle pos * inv_freq[i]; dims >= n_rot are untouched.
 void rope_neox(float *x, int32_t n_head, int32_t head_dim, int32_t n_rot, float pos, const float *inv_freq);

@@ -4,6 +4,8 @@
 // inline function shared with other files can end up in the library (ODR / COMDAT hazard).
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -316,6 +318,49 @@ template <typename Block> void q_dot_x4(int64_t n, const void *w, const void *a,
 
 } // namespace
 
+namespace {
+
+// A value the compiler must materialise as it is: between a multiply and an add it stops the two from
+// being fused into an FMA (this file is built with -mfma; the scalar reference rounds both).
+template <typename V> inline V unfused(V v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+// layer_norm (kernels.h) with the reference's four double partial sums as the four lanes of one vector:
+// the same sums in the same order, the same f32 affine step, so bit-identical to it.
+void layer_norm_avx2(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    __m256d s = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) s = _mm256_add_pd(s, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+    alignas(32) double m4[4];
+    _mm256_store_pd(m4, s);
+    for (; i < n; i++) m4[0] += x[i];
+    const double mean = ((m4[0] + m4[1]) + (m4[2] + m4[3])) / double(n);
+    const __m256d vmean = _mm256_set1_pd(mean);
+    __m256d v = _mm256_setzero_pd();
+    for (i = 0; i + 4 <= n; i += 4) {
+        const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), vmean);
+        v = _mm256_add_pd(v, unfused(_mm256_mul_pd(d, d)));
+    }
+    alignas(32) double v4[4];
+    _mm256_store_pd(v4, v);
+    for (; i < n; i++) v4[0] += unfused((x[i] - mean) * (x[i] - mean));
+    const double var = ((v4[0] + v4[1]) + (v4[2] + v4[3])) / double(n);
+    const float rstd = float(1.0 / std::sqrt(var + double(eps)));
+    const float fmean = float(mean);
+    const __m256 vfmean = _mm256_set1_ps(fmean), vrstd = _mm256_set1_ps(rstd);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vfmean), vrstd);
+        const __m256 tw = unfused(_mm256_mul_ps(t, w ? _mm256_loadu_ps(w + i) : one));
+        _mm256_storeu_ps(out + i, _mm256_add_ps(tw, b ? _mm256_loadu_ps(b + i) : zero));
+    }
+    for (; i < n; i++) out[i] = unfused(((x[i] - fmean) * rstd) * (w ? w[i] : 1.0f)) + (b ? b[i] : 0.0f);
+}
+
+} // namespace
+
 void fill_kernels_avx2(kernels &k) {
     k.path = GPTNEOX_KERNELS_AVX2;
     k.traits[GPTNEOX_TYPE_F32].vec_dot = one_row<f32_dot_n<1>>;
@@ -340,6 +385,7 @@ void fill_kernels_avx2(kernels &k) {
     k.axpy_f32 = axpy_f32;
     k.f32_to_f16 = f32_to_f16_row;
     k.f16_to_f32 = f16_to_f32_row;
+    k.layer_norm = layer_norm_avx2;
 }
 
 } // namespace gptneox

@@ -206,6 +206,34 @@ float q4_0_vec_dot(int64_t n, const void *w, const void *a) {
 
 } // namespace
 
+void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    // mean and biased variance in double: the f32 result then matches torch to the last bits or so
+    // (four partial sums, so the compiler can use packed doubles; the order is fixed, per token)
+    double m4[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        for (int r = 0; r < 4; r++) m4[r] += x[i + r];
+    }
+    for (; i < n; i++) m4[0] += x[i];
+    const double mean = ((m4[0] + m4[1]) + (m4[2] + m4[3])) / double(n);
+    double v4[4] = {0, 0, 0, 0};
+    for (i = 0; i + 4 <= n; i += 4) {
+        for (int r = 0; r < 4; r++) {
+            const double d = x[i + r] - mean;
+            v4[r] += d * d;
+        }
+    }
+    for (; i < n; i++) v4[0] += (x[i] - mean) * (x[i] - mean);
+    const double var = ((v4[0] + v4[1]) + (v4[2] + v4[3])) / double(n);
+    const float rstd = float(1.0 / std::sqrt(var + double(eps)));
+    const float fmean = float(mean);
+    if (w && b) {
+        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * w[i] + b[i];
+    } else {
+        for (i = 0; i < n; i++) out[i] = ((x[i] - fmean) * rstd) * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+    }
+}
+
 void fill_kernels_scalar(kernels &k) {
     k = kernels();
     k.path = GPTNEOX_KERNELS_SCALAR;
@@ -222,6 +250,7 @@ void fill_kernels_scalar(kernels &k) {
     k.axpy_f32 = axpy_f32;
     k.f32_to_f16 = f32_to_f16_row;
     k.f16_to_f32 = f16_to_f32_row;
+    k.layer_norm = layer_norm;
 }
 
 } // namespace gptneox

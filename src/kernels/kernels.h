@@ -27,6 +27,12 @@ const cpu_features &detect_cpu();
 // matmul.cpp, a file built without ISA flags: its address is the default of every table.)
 size_t gemm_prep_bytes(int64_t n);
 
+// LayerNorm of one row (the model's definition, the kernels' scalar reference; kernels-scalar.cpp):
+// out[i] = ((x[i] - mean) * rstd) * w[i] + b[i] in f32, mean and biased variance accumulated in double as
+// four partial sums over i % 4 (the n % 4 tail into the first), rstd = 1 / sqrt(var + eps) rounded to f32;
+// w or b NULL: 1 / 0. The vector versions keep the same partial sums and never fuse a multiply and an add.
+void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps);
+
 // What one weight type needs from the kernels.
 struct type_traits {
     int64_t blck = 0;          // elements per block
@@ -133,6 +139,8 @@ struct kernels {
     // Exact GELU in place, y = 0.5 y (1 + erf(y / sqrt 2)) in f32 (the MLP's activation), and the erf it
     // uses (within 1 ulp of the exact erf on every float; tested in gelu_test.cpp).
     void (*gelu)(float *y, int64_t n) = nullptr;
+    // LayerNorm of one row, bit-identical on every path to the scalar reference layer_norm below.
+    void (*layer_norm)(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) = nullptr;
     void (*erf_f32)(const float *x, float *y, int64_t n) = nullptr;
     void (*f32_to_f16)(const float *x, uint16_t *y, int64_t n) = nullptr;
     void (*f16_to_f32)(const uint16_t *x, float *y, int64_t n) = nullptr;
