@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
-#include <iterator>
 #include <vector>
 
 #include "api/context.h"
