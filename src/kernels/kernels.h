@@ -139,7 +139,7 @@ struct kernels {
     // Exact GELU in place, y = 0.5 y (1 + erf(y / sqrt 2)) in f32 (the MLP's activation), and the erf it
     // uses (within 1 ulp of the exact erf on every float; tested in gelu_test.cpp).
     void (*gelu)(float *y, int64_t n) = nullptr;
-    // LayerNorm of one row, bit-identical on every path to the scalar reference layer_norm below.
+    // LayerNorm of one row, bit-identical on every path to the scalar reference layer_norm (above).
     void (*layer_norm)(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) = nullptr;
     void (*erf_f32)(const float *x, float *y, int64_t n) = nullptr;
     void (*f32_to_f16)(const float *x, uint16_t *y, int64_t n) = nullptr;
