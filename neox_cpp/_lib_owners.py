@@ -18,7 +18,6 @@ from neox_cpp._lib import (
     gptneox_clear_error,
     gptneox_ctx_default_params,
     gptneox_decode,
-    gptneox_detokenize,
     gptneox_free,
     gptneox_get_logits,
     gptneox_get_logits_ith,
@@ -39,10 +38,9 @@ from neox_cpp._lib import (
     gptneox_n_ctx,
     gptneox_n_outputs,
     gptneox_token,
-    gptneox_vocab_n_tokens,
-    gptneox_vocab_tokenize,
     last_error,
 )
+from neox_cpp._lib_vocab import gptneox_detokenize, gptneox_vocab_n_tokens, gptneox_vocab_tokenize
 
 _T = TypeVar("_T", bound="_Owner")
 
