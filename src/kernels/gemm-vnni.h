@@ -36,9 +36,6 @@ namespace vnni {
 constexpr int kTokTile = 8;          // tokens per register tile of the prompt kernel (16 rows)
 constexpr int kTokTile32 = 6;        // tokens per register tile of the 32-row kernel
 constexpr int64_t kPromptMinTokens = 2; // fewer tokens: the decode kernel (rows read in place)
-// Decode reads 16 rows side by side, more streams than the hardware prefetchers follow well, so while
-// it works on one group of rows it prefetches the next group front to back, at the pace it consumes.
-
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
