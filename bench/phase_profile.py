@@ -1,16 +1,18 @@
 """Where our engine's time goes: the forward pass split by phase (gptneox_perf_phases) for a prompt and
 for generation, each phase against what bounds it.
 
-    python bench/phase_profile.py [--shape rinna-3.6b] [--type q8_0] [--pp 512] [--tg 32] [--reps 3]
-                            [--threads 2] [--kernels auto|avx2|avx512|amx] [--model FILE.gguf]
+    python bench/phase_profile.py [--shape rinna-3.6b] [--type q8_0] [--pp 512] [--tg 32] [--context 0]
+                            [--reps 3] [--threads 2] [--kernels auto|avx2|avx512|amx] [--model FILE.gguf]
 
 Prompt (one batch of --pp tokens, empty cache): per phase ms per token, share of the step, and for the
 matrix phases multiply-adds per second against the measured peak of the instruction our kernels use
 (bench/peak.c, same threads): compute-bound work should sit near that peak. Generation (--tg single-token
-decodes, empty cache): per phase ms per token and share, and for the matrix phases the weight bytes they
-stream per second against the read bandwidth measured right after (bench/bandwidth.c): memory-bound work
-should sit near it. Phases are summed over the --reps runs (fresh context each). Models come from
-bench/run.py's cache (NEOX_BENCH_CACHE; made if missing) unless --model names a GGUF.
+decodes after --context prompt tokens, evaluated first in --pp batches and not timed): per phase ms per
+token and share, and for the matrix phases the weight bytes they stream per second against the read
+bandwidth measured right after (bench/bandwidth.c): memory-bound work should sit near it; attention the
+same for the f16 K/V cache it reads (every cached position, K and V, every layer). Phases are summed over
+the --reps runs (fresh context each). Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if
+missing) unless --model names a GGUF.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ def phase_macs(hp: Dict[str, int], n: int) -> Dict[str, int]:
             "ffn_down": n * L * e * f, "attention": L * 2 * e * n * (n + 1) // 2, "output": e * hp["n_vocab"]}
 
 
+def kv_bytes(hp: Dict[str, int], context: int, tg: int) -> int:
+    """Bytes of f16 K and V cache the attention of tg single-token decodes after `context` tokens reads
+    (decode i attends to context + i + 1 positions)."""
+    positions = sum(context + i + 1 for i in range(tg))
+    return positions * hp["n_layer"] * 2 * hp["n_embd"] * 2
+
+
 def summed(runs: List[Dict[str, float]]) -> Dict[str, float]:
     return {k: sum(r[k] for r in runs) for k in runs[0]}
 
@@ -87,20 +96,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--model", type=Path, help="a GGUF to profile instead of the bench cache's")
     ap.add_argument("--pp", type=int, default=512, help="prompt tokens (one batch)")
     ap.add_argument("--tg", type=int, default=32, help="generated tokens (single-token decodes)")
+    ap.add_argument("--context", type=int, default=0, help="prompt tokens evaluated before generation")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kernels", default="auto", choices=sorted(KERNELS))
     args = ap.parse_args(argv)
-    if args.pp < 2 or args.tg < 1 or args.reps < 1 or args.threads < 1:
-        ap.error("--pp must be >= 2, --tg, --reps and --threads >= 1")
+    if args.pp < 2 or args.tg < 1 or args.reps < 1 or args.threads < 1 or args.context < 0:
+        ap.error("--pp must be >= 2, --tg, --reps and --threads >= 1, --context >= 0")
 
     import run as bench_run
 
     cache = bench_run.cache_dir()
     path = args.model or bench_run.ensure_gguf(checkpoint.SHAPES[args.shape], args.type, cache)
     nbytes, hp, wtype = gguf_facts(path)
-    toks = bench_run.prompt_tokens(hp["n_vocab"], max(args.pp, args.tg), seed=1)
-    eng = engines.OursEngine(path, max(args.pp, args.tg) + 8, args.pp, args.threads, KERNELS[args.kernels])
+    n_ctx = max(args.pp, args.context + args.tg) + 8
+    toks = bench_run.prompt_tokens(hp["n_vocab"], n_ctx, seed=1)
+    eng = engines.OursEngine(path, n_ctx, args.pp, args.threads, KERNELS[args.kernels])
     try:
         print(f"{path.name}: {eng.kernel_info()}", file=sys.stderr)
         eng.pp(toks[:8])  # warm-up: weights paged in, repacked copies touched
@@ -114,7 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             pp_s.append(eng.pp(toks[:args.pp], ph))
             pp_runs.append(ph)
             ph = {}
-            tg_s.append(eng.tg(toks[:args.tg], ph))
+            tg_s.append(eng.tg_after(toks[:args.context], toks[args.context:args.context + args.tg], ph))
             tg_runs.append(ph)
             bws.append(sysinfo.read_bandwidth(args.threads, cache, reps=3)[0])
     finally:
@@ -141,6 +152,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if secs > 0 and b:
             g = b / secs / 1e9
             tg_rate[k] = f"{g:7.1f} GB/s = {100 * g / bw:5.1f}% of read bandwidth"
+    if tg_ms["attention"] > 0:
+        g = kv_bytes(hp, args.context, args.tg) / (tg_ms["attention"] / 1e3 / args.reps) / 1e9
+        tg_rate["attention"] = f"{g:7.1f} GB/s of K/V cache = {100 * g / bw:5.1f}% of read bandwidth"
 
     print(f"CPU: {sysinfo.cpu_name()}, {args.threads} threads; {path.name} ({wtype}); kernels {args.kernels}")
     print(f"peak of {fam or '?'}: {peak:.1f} GMAC/s (bench/peak.c); read bandwidth after each tg run: "
@@ -149,7 +163,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     tg_runs_txt = ", ".join(f"{args.tg / s:.2f}" for s in tg_s)
     print(table(f"\nprompt, {args.pp} tokens in one batch: {args.pp * args.reps / sum(pp_s):.1f} tok/s "
                 f"(runs {pp_runs_txt})", pp_ms, args.pp * args.reps, pp_rate))
-    print(table(f"\ngeneration, {args.tg} single-token decodes: {args.tg * args.reps / sum(tg_s):.2f} tok/s "
+    print(table(f"\ngeneration, {args.tg} single-token decodes after {args.context} tokens: "
+                f"{args.tg * args.reps / sum(tg_s):.2f} tok/s "
                 f"(runs {tg_runs_txt})", tg_ms, args.tg * args.reps, tg_rate))
     return 0
 

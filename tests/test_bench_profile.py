@@ -36,3 +36,27 @@ def test_gguf_facts_charge_every_matrix_once(tiny_gguf: Path) -> None:
     emb = next(t for t in r.tensors if t.name == "token_embd.weight")
     assert (hp["n_embd"], hp["n_vocab"]) == (int(emb.shape[0]), int(emb.shape[1]))
     assert wtype == "f32"
+
+
+
+def test_kv_bytes_is_what_the_cache_holds(tiny_gguf: Path) -> None:
+    # The bytes charged per attended position are the f16 K and V of every layer: what one more cached
+    # token adds to the context's saved state, less the same with an f32 cache (the state also keeps each
+    # cell's position and sequences, the same for both); decode i after `context` tokens attends
+    # context + i + 1 positions.
+    from neox_cpp import _lib
+
+    def growth(type_kv: int) -> int:
+        sizes = []
+        with _lib.Model(tiny_gguf) as model:
+            with _lib.Context(model, n_ctx=64, type_k=type_kv, type_v=type_kv) as ctx:
+                for i in range(3):
+                    ctx.decode([1 + i])
+                    sizes.append(_lib.gptneox_state_get_size(ctx.ptr))
+        assert sizes[2] - sizes[1] == sizes[1] - sizes[0]
+        return sizes[1] - sizes[0]
+
+    per_position = growth(_lib.GPTNEOX_TYPE_F32) - growth(_lib.GPTNEOX_TYPE_F16)
+    _, hp, _ = bench_profile.gguf_facts(tiny_gguf)
+    assert bench_profile.kv_bytes(hp, 0, 1) == per_position
+    assert bench_profile.kv_bytes(hp, 10, 3) == (11 + 12 + 13) * per_position
