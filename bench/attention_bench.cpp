@@ -3,14 +3,20 @@
 // The block's queries are the last n_q positions of a causal prompt of n_keys tokens (n_q = 1: one decode
 // step after n_keys - 1 cached tokens); K and V are hot in the caches, so this is the kernel's compute
 // alone. Prints microseconds per call and GFLOP/s (4 * hd flops per visible query-key pair). Random K, V, q;
-// the scale is 1/8 whatever hd (it does not change the work).
-// Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512] [calls]
-// (defaults 64 512 32 0 3000). Build (after `make`, which compiles the objects):
+// the scale is 1/8 whatever hd (it does not change the work). With a sixth argument H > 0 (cold): H heads'
+// K and V (2 MiB-aligned, on huge pages where the kernel grants them), one call per head in turn, so the
+// rows come from memory as in a decode step at a long context; prints the best round's GB/s of K/V read
+// (compare side by side in one run: this VM's bandwidth moves within minutes).
+// Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512] [calls] [H]
+// (defaults 64 512 32 0 3000 0; e.g. a rinna-3.6B decode step after 1907 tokens: 128 1908 1 0 5 200). Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/attention_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/attention_bench
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -23,8 +29,9 @@ int main(int argc, char **argv) {
     const int nq = argc > 3 ? std::atoi(argv[3]) : 32;
     const auto path = static_cast<enum gptneox_kernel_path>(argc > 4 ? std::atoi(argv[4]) : 0);
     const int calls = argc > 5 ? std::atoi(argv[5]) : 3000;
-    if (hd < 1 || n < 1 || nq < 1 || nq > kAttnMaxQ || nq > n || calls < 1) {
-        std::fprintf(stderr, "bad arguments (hd >= 1, 1 <= n_q <= min(%d, n_keys), calls >= 1)\n", kAttnMaxQ);
+    const int heads = argc > 6 ? std::atoi(argv[6]) : 0;
+    if (hd < 1 || n < 1 || nq < 1 || nq > kAttnMaxQ || nq > n || calls < 1 || heads < 0) {
+        std::fprintf(stderr, "bad arguments (hd >= 1, 1 <= n_q <= min(%d, n_keys), calls >= 1, H >= 0)\n", kAttnMaxQ);
         return 1;
     }
     const kernels *k = get_kernels(path);
@@ -61,5 +68,35 @@ int main(int argc, char **argv) {
     std::printf("%-7s hd %4lld keys %5lld queries %2d: best %8.1f us %7.1f GFLOP/s (out[0] %.6g)\n",
                 gptneox_kernel_path_name(k->path), (long long)hd, (long long)n, nq, best * 1e6, 4.0 * hd * pairs / best / 1e9,
                 double(out[0]));
+    if (heads == 0) return 0;
+
+    // cold: every head's K then V, one call each per round
+    const size_t head_bytes = size_t(n * hd) * 2, bytes = (size_t(heads) * head_bytes + (2u << 20) - 1) & ~size_t((2u << 20) - 1);
+    uint16_t *Kc = static_cast<uint16_t *>(std::aligned_alloc(2u << 20, bytes));
+    uint16_t *Vc = static_cast<uint16_t *>(std::aligned_alloc(2u << 20, bytes));
+    if (!Kc || !Vc) {
+        std::fprintf(stderr, "out of memory for %d heads\n", heads);
+        return 1;
+    }
+    madvise(Kc, bytes, MADV_HUGEPAGE);
+    madvise(Vc, bytes, MADV_HUGEPAGE);
+    for (int h = 0; h < heads; h++) {
+        std::memcpy(Kc + size_t(h) * size_t(n * hd), K.data(), head_bytes);
+        std::memcpy(Vc + size_t(h) * size_t(n * hd), V.data(), head_bytes);
+    }
+    best = 1e30;
+    for (int r = 0; r < calls; r++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int h = 0; h < heads; h++) {
+            a.k = Kc + size_t(h) * size_t(n * hd), a.v = Vc + size_t(h) * size_t(n * hd);
+            k->attn_block_f16(a);
+        }
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = dt < best ? dt : best;
+    }
+    std::printf("%-7s cold, %d heads (%.0f MB of K/V): best round %.2f ms, %.1f GB/s\n", gptneox_kernel_path_name(k->path),
+                heads, 2.0 * heads * head_bytes / 1e6, best * 1e3, 2.0 * heads * head_bytes / best / 1e9);
+    std::free(Kc);
+    std::free(Vc);
     return 0;
 }
