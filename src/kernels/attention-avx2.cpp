@@ -143,12 +143,17 @@ inline void softmax_row(float *s, size_t ns) {
 }
 
 constexpr int64_t kOneMaxHd = 128; // head dims attn_one takes (its row of zeros is this long)
+constexpr int kOneChunks = int(kOneMaxHd / 8);
 
 // A block of one query (a decode step), head dims up to kOneMaxHd: the block path's operations for that
 // query in the same order, with K and V rows converted as they are read instead of through the scratch rows.
 // Scores: rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway).
-// Values: the output in registers, up to 8 chunks per pass over the keys (each output element still gets
-// its FMAs in ascending key order).
+// Values: the whole output row (up to 16 chunks) in one pass over the keys, each element getting its FMAs
+// in ascending key order. 16 accumulators do not all fit AVX2's 16 registers, and the compiler keeps a
+// few in L1; that costs less than a second pass over V (8 chunks per pass read a rinna-shaped head's V
+// twice: one thread, 1908 keys, 26 vs 49 us with the rows hot and 20 vs 11.3 GB/s from memory,
+// bench/attention_bench.cpp). cn is an int no larger than the array: with the int64 nc in the loop
+// conditions GCC spilled more of the sums (30 us).
 void attn_one(const attn_block_args &a) {
     const int64_t hd = a.hd, nc = (hd + 7) / 8;
     int64_t g0, g1;
@@ -182,34 +187,32 @@ void attn_one(const attn_block_args &a) {
         _mm256_store_ps(Sg, _mm256_blendv_ps(ninf, _mm256_mul_ps(reduce8(acc), _mm256_set1_ps(a.scale)), sel));
     }
     softmax_row(S, ns);
-    for (int64_t c0 = 0; c0 < nc; c0 += 8) {
-        const int64_t cn = nc - c0 < 8 ? nc - c0 : 8;
-        __m256 o[8];
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) o[c] = _mm256_setzero_ps();
-        for (int64_t g = g0; g < g1; g += kG) {
-            if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
-            if (c0 == 0) attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
-            for (int m = 0; m < kG; m++) {
-                if (!w[m]) continue;
-                const __m256 p = _mm256_broadcast_ss(S + size_t(g - g0) + size_t(m));
-                const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
-                #pragma GCC unroll 8
-                for (int c = 0; c < 8; c++)
-                    if (c < cn) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c0 + c, hd), o[c]);
-            }
+    const int cn = nc < kOneChunks ? int(nc) : kOneChunks;
+    __m256 o[kOneChunks];
+    #pragma GCC unroll 16
+    for (int c = 0; c < kOneChunks; c++) o[c] = _mm256_setzero_ps();
+    for (int64_t g = g0; g < g1; g += kG) {
+        if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
+        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
+        for (int m = 0; m < kG; m++) {
+            if (!w[m]) continue;
+            const __m256 p = _mm256_broadcast_ss(S + size_t(g - g0) + size_t(m));
+            const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
+            #pragma GCC unroll 16
+            for (int c = 0; c < kOneChunks; c++)
+                if (c < cn) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c, hd), o[c]);
         }
-        #pragma GCC unroll 8
-        for (int c = 0; c < 8; c++) {
-            if (c >= cn) break;
-            const int64_t e0 = 8 * (c0 + c);
-            if (e0 + 8 <= hd) {
-                _mm256_storeu_ps(a.out + e0, o[c]);
-            } else {
-                alignas(32) float t[8];
-                _mm256_store_ps(t, o[c]);
-                for (int64_t e = e0; e < hd; e++) a.out[e] = t[e - e0];
-            }
+    }
+    #pragma GCC unroll 16
+    for (int c = 0; c < kOneChunks; c++) {
+        if (c >= cn) break;
+        const int64_t e0 = 8 * c;
+        if (e0 + 8 <= hd) {
+            _mm256_storeu_ps(a.out + e0, o[c]);
+        } else {
+            alignas(32) float t[8];
+            _mm256_store_ps(t, o[c]);
+            for (int64_t e = e0; e < hd; e++) a.out[e] = t[e - e0];
         }
     }
 }
