@@ -145,25 +145,30 @@ inline void softmax_row(float *s, size_t ns) {
 constexpr int64_t kOneMaxHd = 128; // head dims attn_one takes (its row of zeros is this long)
 constexpr int kOneChunks = int(kOneMaxHd / 8);
 
-// A block of one query (a decode step), head dims up to kOneMaxHd: the block path's operations for that
-// query in the same order, with K and V rows converted as they are read instead of through the scratch rows.
-// Scores: rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway).
-// Values: the whole output row (up to 16 chunks) in one pass over the keys, each element getting its FMAs
-// in ascending key order. 16 accumulators do not all fit AVX2's 16 registers, and the compiler keeps a
-// few in L1; that costs less than a second pass over V (8 chunks per pass read a rinna-shaped head's V
-// twice: one thread, 1908 keys, 26 vs 49 us with the rows hot and 20 vs 11.3 GB/s from memory,
-// bench/attention_bench.cpp). cn is an int no larger than the array: with the int64 nc in the loop
-// conditions GCC spilled more of the sums (30 us).
-void attn_one(const attn_block_args &a) {
-    const int64_t hd = a.hd, nc = (hd + 7) / 8;
+// A block of one query (a decode step), head dims up to kOneMaxHd (NC = 1..16 chunks of 8): the block
+// path's operations for that query in the same order, with K and V rows converted as they are read
+// instead of through the scratch rows.
+// Scores: key by key, each row's chunks in order, so the loads walk the cache front to back; chunk by
+// chunk across a group's 8 rows (256 bytes apart for a 128-wide head) read it slower from memory.
+// Rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway); the query is
+// copied once into a zero-padded row.
+// Values: the whole output row in one pass over the keys, each element getting its FMAs in ascending key
+// order. 16 accumulators do not all fit AVX2's 16 registers, and the compiler keeps a few in L1; that
+// costs less than a second pass over V (8 chunks per pass read a 128-wide head's V twice).
+// One thread, a rinna-shaped head after 1907 tokens (bench/attention_bench.cpp): with V in two passes
+// and K chunk by chunk 49 us hot, 11.3 GB/s from memory (its cold mode); V in one pass 26 us, 19-20 GB/s;
+// and K key by key, NC a compile-time constant (the sums stay in registers), 20 us, 23.5-30 GB/s.
+template <int NC> void attn_one(const attn_block_args &a) {
+    const int64_t hd = a.hd;
     int64_t g0, g1;
     attn_groups::range<kG>(a, &g0, &g1);
     const size_t ns = size_t(g1 - g0);
     float *S = a.work; // [ns] scores, then weights
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
-    const __m256i qtail = lane_mask(hd % 8 ? hd % 8 : 8);
     alignas(32) static const uint16_t zeros[kOneMaxHd] = {};
     alignas(32) uint32_t w[kG];
+    alignas(32) float qp[8 * NC] = {};
+    for (int64_t e = 0; e < hd; e++) qp[e] = a.q[e];
     for (int64_t g = g0; g < g1; g += kG) {
         float *Sg = S + (g - g0);
         if (!attn_groups::visibility<kG>(a, g, 1, w)) {
@@ -171,15 +176,14 @@ void attn_one(const attn_block_args &a) {
             continue;
         }
         attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
-        const uint16_t *row[kG];
-        for (int m = 0; m < kG; m++) row[m] = w[m] ? a.k + size_t(g + m) * a.k_stride : zeros;
         __m256 acc[kG];
         #pragma GCC unroll 8
-        for (int m = 0; m < kG; m++) acc[m] = _mm256_setzero_ps();
-        for (int64_t c = 0; c < nc; c++) {
-            const __m256 qc = c + 1 < nc ? _mm256_loadu_ps(a.q + 8 * c) : _mm256_maskload_ps(a.q + 8 * c, qtail);
-            #pragma GCC unroll 8
-            for (int m = 0; m < kG; m++) acc[m] = _mm256_fmadd_ps(qc, load_chunk(row[m], c, hd), acc[m]);
+        for (int m = 0; m < kG; m++) {
+            const uint16_t *row = w[m] ? a.k + size_t(g + m) * a.k_stride : zeros;
+            __m256 am = _mm256_setzero_ps();
+            #pragma GCC unroll 16
+            for (int c = 0; c < NC; c++) am = _mm256_fmadd_ps(_mm256_load_ps(qp + 8 * c), load_chunk(row, c, hd), am);
+            acc[m] = am;
         }
         const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
         const __m256i one = _mm256_set1_epi32(1);
@@ -187,10 +191,9 @@ void attn_one(const attn_block_args &a) {
         _mm256_store_ps(Sg, _mm256_blendv_ps(ninf, _mm256_mul_ps(reduce8(acc), _mm256_set1_ps(a.scale)), sel));
     }
     softmax_row(S, ns);
-    const int cn = nc < kOneChunks ? int(nc) : kOneChunks;
-    __m256 o[kOneChunks];
+    __m256 o[NC];
     #pragma GCC unroll 16
-    for (int c = 0; c < kOneChunks; c++) o[c] = _mm256_setzero_ps();
+    for (int c = 0; c < NC; c++) o[c] = _mm256_setzero_ps();
     for (int64_t g = g0; g < g1; g += kG) {
         if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
         attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
@@ -199,26 +202,32 @@ void attn_one(const attn_block_args &a) {
             const __m256 p = _mm256_broadcast_ss(S + size_t(g - g0) + size_t(m));
             const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
             #pragma GCC unroll 16
-            for (int c = 0; c < kOneChunks; c++)
-                if (c < cn) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c, hd), o[c]);
+            for (int c = 0; c < NC; c++) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c, hd), o[c]);
         }
     }
     #pragma GCC unroll 16
-    for (int c = 0; c < kOneChunks; c++) {
-        if (c >= cn) break;
+    for (int c = 0; c < NC; c++) {
         const int64_t e0 = 8 * c;
         if (e0 + 8 <= hd) {
             _mm256_storeu_ps(a.out + e0, o[c]);
         } else {
-            alignas(32) float t[8];
-            _mm256_store_ps(t, o[c]);
-            for (int64_t e = e0; e < hd; e++) a.out[e] = t[e - e0];
+            alignas(32) float t8[8];
+            _mm256_store_ps(t8, o[c]);
+            for (int64_t e = e0; e < hd; e++) a.out[e] = t8[e - e0];
         }
     }
 }
 
+// attn_one for the query's head dim (at most kOneMaxHd).
+template <int NC> void attn_one_n(const attn_block_args &a) {
+    if constexpr (NC > 1) {
+        if ((a.hd + 7) / 8 < NC) return attn_one_n<NC - 1>(a);
+    }
+    attn_one<NC>(a);
+}
+
 void attn_block_f16(const attn_block_args &a) {
-    if (a.n_q == 1 && a.hd <= kOneMaxHd) return attn_one(a);
+    if (a.n_q == 1 && a.hd <= kOneMaxHd) return attn_one_n<kOneChunks>(a);
     const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
     const uint32_t qmask = attn_groups::query_mask(nq);
