@@ -7,6 +7,9 @@ decide the speed. The table gives each engine's tokens/s at each context, the ra
 at the shortest one, and ours / llama.cpp.
 
     python bench/long_context.py [--shape rinna-3.6b] [--type q4_0] [--contexts 8,1024,1900] [--reps 2]
+                                 [--ours-avx2]
+
+--ours-avx2 adds our engine with its AVX2 kernels forced (what an AVX2-only CPU such as Zen 3 runs).
 
 Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if missing). Without the llama.cpp peer
 (.ci/build-peer.sh) only our rows are printed.
@@ -31,6 +34,7 @@ from api_overhead import _tokens  # noqa: E402
 
 N_CTX = 2048
 N_GEN = 16
+KERNELS_AVX2 = 2  # enum gptneox_kernel_path
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -40,6 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--contexts", default="8,1024,1900", help="prompt lengths (+16 generated must fit 2048)")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ours-avx2", action="store_true", help="also our engine with the AVX2 kernels forced")
     args = ap.parse_args(argv)
     contexts = [int(c) for c in args.contexts.split(",")]
     if max(contexts) + N_GEN > N_CTX:
@@ -49,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     path = ensure_gguf(checkpoint.SHAPES[args.shape], args.type, cache_dir(), False)
     makers = {"neox_cpp": lambda: engines.OursEngine(path, N_CTX, 512, args.threads)}
+    if args.ours_avx2:
+        makers["neox_cpp AVX2"] = lambda: engines.OursEngine(path, N_CTX, 512, args.threads, KERNELS_AVX2)
     why = engines._peer.peer_missing_reason()
     if why:
         print(f"llama.cpp peer not run: {why}")
@@ -80,8 +87,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                  for c in contexts]
         print(f"| {n} | " + " | ".join(cells) + " |")
     if "llama.cpp" in med:
-        print("| ours / llama.cpp | " + " | ".join(f"{med['neox_cpp'][c] / med['llama.cpp'][c]:.2f}x"
-                                                for c in contexts) + " |")
+        for n in (n for n in med if n.startswith("neox_cpp")):
+            label = "ours" + n[len("neox_cpp"):]
+            print(f"| {label} / llama.cpp | " + " | ".join(f"{med[n][c] / med['llama.cpp'][c]:.2f}x"
+                                                         for c in contexts) + " |")
     return 0
 
 
