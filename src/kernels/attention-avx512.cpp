@@ -167,8 +167,9 @@ template <int NC> void attn_one(const attn_block_args &a) {
         #pragma GCC unroll 16
         for (int m = 0; m < kG; m++) acc[m] = _mm512_setzero_ps();
         // key by key, each row's chunks in order: the loads walk the cache front to back (chunk by chunk
-        // across the 16 rows, 256 bytes apart, read a cold cache at 2/3 the speed: 20 vs 27-29 GB/s, one
-        // thread, bench/attention_bench.cpp's --cold); each acc[m] sees the same FMAs in the same order
+        // across the 16 rows, 256 bytes apart, read it from memory at 2/3 the speed: one thread, a rinna
+        // head after 1907 tokens, 21.5 vs 29.5-31 GB/s in bench/attention_bench.cpp's cold mode); each
+        // acc[m] sees the same FMAs in the same order
         #pragma GCC unroll 16
         for (int m = 0; m < kG; m++) {
             #pragma GCC unroll 8
