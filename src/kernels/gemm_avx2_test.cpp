@@ -111,8 +111,8 @@ float model_dot(uint32_t t, int64_t n, const uint8_t *row, const block_q8_0 *a) 
 
 void test_gemm_kernels(const kernels &k, const kernels &ref) {
     // n = 32: the Q8_0 prompt kernel falls back to the decode kernel (no room for a packed record); 96:
-    // Q8_0 one-block K-chunks; 32 * 27: Q8_0 15-block chunks (what the work area holds), the last one short;
-    // 32 * 37, 32 * 89: full chunks (Q8_0 16, Q4_0 32 blocks) and a short one.
+    // Q8_0 one-block K-chunks; 32 * 27, 32 * 37: Q8_0 15- and 21-block chunks (what the work area holds),
+    // the last one short (Q4_0: one chunk of 27; 32 and 5); 32 * 89: full chunks (32 blocks) and a short one.
     const int64_t ns[] = {32, 96, 32 * 27, 32 * 37, 32 * 89};
     const int64_t rows_list[] = {1, 7, 8, 9, 15, 16, 17, 37};
     for (uint32_t t : {uint32_t(GPTNEOX_TYPE_Q8_0), uint32_t(GPTNEOX_TYPE_Q4_0)}) {
