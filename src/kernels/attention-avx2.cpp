@@ -153,11 +153,12 @@ constexpr int kOneChunks = int(kOneMaxHd / 8);
 // Rows the query does not see are replaced by a row of zeros (their lanes are -inf anyway); the query is
 // copied once into a zero-padded row.
 // Values: the whole output row in one pass over the keys, each element getting its FMAs in ascending key
-// order. 16 accumulators do not all fit AVX2's 16 registers, and the compiler keeps a few in L1; that
-// costs less than a second pass over V (8 chunks per pass read a 128-wide head's V twice).
+// order. 16 accumulators and the broadcast weight need more than AVX2's 16 registers, so some may live in
+// L1 (the compiler's choice); that costs less than a second pass over V (8 chunks per pass read a
+// 128-wide head's V twice).
 // One thread, a rinna-shaped head after 1907 tokens (bench/attention_bench.cpp): with V in two passes
 // and K chunk by chunk 49 us hot, 11.3 GB/s from memory (its cold mode); V in one pass 26 us, 19-20 GB/s;
-// and K key by key, NC a compile-time constant (the sums stay in registers), 20 us, 23.5-30 GB/s.
+// and K key by key with NC a compile-time constant (the chunk loops unroll fully), 20 us, 23.5-30 GB/s.
 template <int NC> void attn_one(const attn_block_args &a) {
     const int64_t hd = a.hd;
     int64_t g0, g1;
