@@ -85,10 +85,13 @@ void gelu(float *x, int64_t n) {
 // K cache re-rotation (seq_add)
 
 namespace {
-// Load / store one f32 or f16 cache row of n elements.
+// Load / store one f32, f16 or q8_0 cache row of n elements (q8_0: n % 32 == 0, blocks quantized as the
+// activations are, type_traits::from_float).
 void load_row(const kernels &k, uint32_t type, const void *src, float *dst, int64_t n) {
     if (type == GPTNEOX_TYPE_F16) {
         k.f16_to_f32(static_cast<const uint16_t *>(src), dst, n);
+    } else if (type == GPTNEOX_TYPE_Q8_0) {
+        k.traits[GPTNEOX_TYPE_Q8_0].to_float(src, dst, n);
     } else {
         std::memcpy(dst, src, size_t(n) * sizeof(float));
     }
@@ -96,6 +99,8 @@ void load_row(const kernels &k, uint32_t type, const void *src, float *dst, int6
 void store_row(const kernels &k, uint32_t type, const float *src, void *dst, int64_t n) {
     if (type == GPTNEOX_TYPE_F16) {
         k.f32_to_f16(src, static_cast<uint16_t *>(dst), n);
+    } else if (type == GPTNEOX_TYPE_Q8_0) {
+        k.traits[GPTNEOX_TYPE_Q8_0].from_float(src, dst, n);
     } else {
         std::memcpy(dst, src, size_t(n) * sizeof(float));
     }
@@ -214,7 +219,14 @@ void compute_visibility(thread_pool &pool, int32_t n_threads, const kv_cache &ca
     });
 }
 
-// Blocked causal attention (f16 cache): items (head, query block), taken by the threads in turn. Head
+// Whether the cache's K and V go through kernels.attn_block (F16 / Q8_0 rows); otherwise (an F32 K or V,
+// with F16 or F32 beside it) through the per-query loop in attention(). Q8_0 beside F32 is refused when
+// the context is made (gptneox_init_from_model), so a Q8_0 cache always takes this path.
+bool uses_blocked_attention(const kernels &k, const kv_cache &cache, int64_t hd) {
+    return k.attn_block && attn_row_type_ok(cache.type_k(), hd) && attn_row_type_ok(cache.type_v(), hd);
+}
+
+// Blocked causal attention (f16 or q8_0 cache): items (head, query block), taken by the threads in turn. Head
 // by head, so one head's K/V rows stay in cache while all its blocks read them; within a head the most
 // expensive (last) blocks first, so the cheap ones even out the threads at the end.
 void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs,
@@ -231,8 +243,10 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
         attn_block_args a;
         a.hd = hd;
         a.q_stride = size_t(3 * n);
-        a.k_stride = cache.k_head_bytes() / 2;
-        a.v_stride = cache.v_head_bytes() / 2;
+        a.k_stride = cache.k_head_bytes();
+        a.v_stride = cache.v_head_bytes();
+        a.k_type = cache.type_k();
+        a.v_type = cache.type_v();
         a.scale = 1.0f / std::sqrt(float(hd));
         a.out_stride = size_t(n);
         a.work = work0 + size_t(ith) * rs.attn_slot_floats;
@@ -241,13 +255,13 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
             const int32_t t0 = b * kAttnMaxQ;
             a.n_q = std::min(kAttnMaxQ, ub.n_tokens - t0);
             a.q = rs.qkv.data() + size_t(t0) * 3 * n + size_t(h) * hd;
-            a.k = reinterpret_cast<const uint16_t *>(cache.k_head(layer, h));
-            a.v = reinterpret_cast<const uint16_t *>(cache.v_head(layer, h));
+            a.k = cache.k_head(layer, h);
+            a.v = cache.v_head(layer, h);
             a.k0 = rs.vis_range[2 * size_t(b)];
             a.k1 = rs.vis_range[2 * size_t(b) + 1];
             a.vis = rs.vis.data() + size_t(b) * cache.size();
             a.out = rs.att.data() + size_t(t0) * n + size_t(h) * hd;
-            k.attn_block_f16(a);
+            k.attn_block(a);
         }
     };
     if (nth == 1) {
@@ -266,7 +280,7 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
     const float scale = 1.0f / std::sqrt(float(hd));
     const bool k16 = cache.type_k() == GPTNEOX_TYPE_F16, v16 = cache.type_v() == GPTNEOX_TYPE_F16;
     const int nth = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
-    if (k16 && v16 && k.attn_block_f16) {
+    if (uses_blocked_attention(k, cache, hd)) {
         attention_blocked(k, pool, n_threads, cache, rs, hp, layer, ub);
         return;
     }
@@ -360,7 +374,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
 
     // every cell of this ubatch is already assigned, so n_kv covers them
     const uint32_t n_kv = cache.used_end();
-    const bool blocked = cache.type_k() == GPTNEOX_TYPE_F16 && cache.type_v() == GPTNEOX_TYPE_F16 && k.attn_block_f16;
+    const bool blocked = uses_blocked_attention(k, cache, hp.head_dim);
     if (blocked) compute_visibility(pool, nt, cache, rs, ub, n_kv);
     // rotary angles of each token, shared by Q and K of every layer
     for (int32_t t = 0; t < T; t++) {

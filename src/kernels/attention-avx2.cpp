@@ -1,14 +1,18 @@
-// Blocked attention, AVX2 + FMA + F16C (kernels.attn_block_f16 on GPTNEOX_KERNELS_AVX2): the scheme of
-// attention-avx512.cpp with 8 lanes (converted K rows kept row by row here). A block of up to 32 queries
+// Blocked attention, AVX2 + FMA + F16C (kernels.attn_block on GPTNEOX_KERNELS_AVX2): the scheme of
+// attention-avx512.cpp with 8 lanes (converted K rows kept row by row here), F16 or Q8_0 cache rows. A block of up to 32 queries
 // of one head walks the keys in groups of 8 whose K (then V) rows are converted to f32 once for the whole
 // block; a block of one query (a decode step) takes attn_one, the same operations reading rows in place.
 //
 // Batch invariance, as in the AVX-512 file: score(i, j) = one 8-lane FMA accumulator over the head's
 // 8-element chunks in order, then reduce8's fixed tree, times scale; softmax per lane over chunks of 8
 // keys aligned to key 0 (keys outside the block's range are -inf and add exactly 0); out(i, d) =
-// fma(p_ij, v_jd, acc) over the keys i sees in ascending j, from 0.
+// fma(p_ij, v_jd, acc) over the keys i sees in ascending j, from 0. Q8_0 rows as in the AVX-512 file
+// with blocks of four 8-element chunks: score t = q_c0 * k_c0, then fma over c1..c3, acc = fma(t, d_b, acc);
+// out: acc = fma(p_ij * d_jb, v_jd, acc).
 // Internal linkage only, no std:: templates (see kernels-avx2.cpp).
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "kernels/attention-groups.h"
 #include "kernels/kernels-impl.h"
@@ -76,24 +80,45 @@ inline __m256 reduce8(const __m256 *a) {
     return _mm256_permutevar8x32_ps(w, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+constexpr uint32_t kF16 = GPTNEOX_TYPE_F16, kQ8 = GPTNEOX_TYPE_Q8_0;
+
 // Chunk c (8 elements) of an f16 row as f32; the last chunk of a head dim that is not a multiple of 8
 // through a zero-padded copy (the row's end may be the cache's; such head dims pay a scalar copy per row
 // and chunk -- the models' head dims are multiples of 8).
-inline __m256 load_chunk(const uint16_t *row, int64_t c, int64_t hd) {
-    if (8 * c + 8 <= hd) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 8 * c)));
+inline __m256 load_chunk(const uint8_t *row, int64_t c, int64_t hd) {
+    if (8 * c + 8 <= hd) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 16 * c)));
     alignas(16) uint16_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t x = 8 * c; x < hd; x++) t[x - 8 * c] = row[x];
+    std::memcpy(t, row + 16 * c, size_t(hd - 8 * c) * 2);
     return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i *>(t)));
 }
-
-// Row j's hd f16 values as f32 into dst[0..hdp), zero past hd.
-inline void convert_row(const uint16_t *src, int64_t hd, float *dst) {
-    for (int64_t c = 0; 8 * c < hd; c++) _mm256_store_ps(dst + 8 * c, load_chunk(src, c, hd));
+// Chunk c of a Q8_0 row (hd % 32 == 0): its 8 q as f32 (without the scale); block b's scale.
+inline __m256 q8_chunk(const uint8_t *row, int64_t c) {
+    const uint8_t *q = row + sizeof(block_q8_0) * size_t(c / 4) + 2 + 8 * (c % 4);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(q))));
+}
+inline float q8_scale(const uint8_t *row, int64_t b) {
+    uint16_t d;
+    std::memcpy(&d, row + sizeof(block_q8_0) * size_t(b), 2);
+    return _cvtsh_ss(d);
 }
 
-template <int NC>
+// Row j's hd values into dst[0..hdp) (zero past hd): F16 as f32; Q8_0 its q as f32, block b's scale at
+// scales[b].
+template <uint32_t T> inline void convert_row(const uint8_t *src, int64_t hd, float *dst, float *scales) {
+    if constexpr (T == kQ8) {
+        for (int64_t c = 0; 8 * c < hd; c++) _mm256_store_ps(dst + 8 * c, q8_chunk(src, c));
+        for (int64_t b = 0; b < hd / 32; b++) scales[b] = q8_scale(src, b);
+    } else {
+        (void)scales;
+        for (int64_t c = 0; 8 * c < hd; c++) _mm256_store_ps(dst + 8 * c, load_chunk(src, c, hd));
+    }
+}
+
+// out[i][c0 * 8 ..] += p_ij v_j for the 4 queries at P / O and NC chunks from c0, keys of one group.
+// Q8: vb holds q, key m's block scales at vd + m * nbp (c0 even: both chunks lie in one block).
+template <int NC, bool Q8>
 inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, const float *vb, int64_t hdp, int64_t c0,
-                        float *O) {
+                        float *O, const float *vd, int64_t nbp) {
     __m256 acc[4][NC];
     #pragma GCC unroll 4
     for (int ii = 0; ii < 4; ii++) {
@@ -109,7 +134,8 @@ inline void values_tile(const uint32_t *w, int i0, const float *P, size_t ns, co
         #pragma GCC unroll 4
         for (int ii = 0; ii < 4; ii++) {
             if (!((wm >> ii) & 1)) continue;
-            const __m256 p = _mm256_broadcast_ss(P + size_t(ii) * ns + m);
+            const __m256 p = Q8 ? _mm256_set1_ps(P[size_t(ii) * ns + m] * vd[m * nbp + c0 / 4])
+                                : _mm256_broadcast_ss(P + size_t(ii) * ns + m);
             #pragma GCC unroll 2
             for (int c = 0; c < NC; c++) acc[ii][c] = _mm256_fmadd_ps(p, vv[c], acc[ii][c]);
         }
@@ -159,14 +185,15 @@ constexpr int kOneChunks = int(kOneMaxHd / 8);
 // One thread, a rinna-shaped head after 1907 tokens (bench/attention_bench.cpp): with V in two passes
 // and K chunk by chunk 49 us hot, 11.3 GB/s from memory (its cold mode); V in one pass 26 us, 19-20 GB/s;
 // and K key by key with NC a compile-time constant (the chunk loops unroll fully), 20 us, 23.5-30 GB/s.
-template <int NC> void attn_one(const attn_block_args &a) {
+template <uint32_t KT, uint32_t VT, int NC> void attn_one(const attn_block_args &a) {
     const int64_t hd = a.hd;
+    const size_t k_bytes = attn_groups::row_bytes(KT, hd), v_bytes = attn_groups::row_bytes(VT, hd);
     int64_t g0, g1;
     attn_groups::range<kG>(a, &g0, &g1);
     const size_t ns = size_t(g1 - g0);
     float *S = a.work; // [ns] scores, then weights
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
-    alignas(32) static const uint16_t zeros[kOneMaxHd] = {};
+    alignas(32) static const uint8_t zeros[2 * kOneMaxHd] = {}; // a row of zeros of either type
     alignas(32) uint32_t w[kG];
     alignas(32) float qp[8 * NC] = {};
     for (int64_t e = 0; e < hd; e++) qp[e] = a.q[e];
@@ -176,14 +203,25 @@ template <int NC> void attn_one(const attn_block_args &a) {
             _mm256_store_ps(Sg, ninf);
             continue;
         }
-        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
+        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, k_bytes);
         __m256 acc[kG];
         #pragma GCC unroll 8
         for (int m = 0; m < kG; m++) {
-            const uint16_t *row = w[m] ? a.k + size_t(g + m) * a.k_stride : zeros;
+            const uint8_t *row = w[m] ? a.k + size_t(g + m) * a.k_stride : zeros;
             __m256 am = _mm256_setzero_ps();
-            #pragma GCC unroll 16
-            for (int c = 0; c < NC; c++) am = _mm256_fmadd_ps(_mm256_load_ps(qp + 8 * c), load_chunk(row, c, hd), am);
+            if constexpr (KT == kQ8) {
+                #pragma GCC unroll 4
+                for (int b = 0; b < NC / 4; b++) {
+                    __m256 t = _mm256_mul_ps(_mm256_load_ps(qp + 32 * b), q8_chunk(row, 4 * b));
+                    #pragma GCC unroll 3
+                    for (int c = 4 * b + 1; c < 4 * b + 4; c++)
+                        t = _mm256_fmadd_ps(_mm256_load_ps(qp + 8 * c), q8_chunk(row, c), t);
+                    am = _mm256_fmadd_ps(t, _mm256_set1_ps(q8_scale(row, b)), am);
+                }
+            } else {
+                #pragma GCC unroll 16
+                for (int c = 0; c < NC; c++) am = _mm256_fmadd_ps(_mm256_load_ps(qp + 8 * c), load_chunk(row, c, hd), am);
+            }
             acc[m] = am;
         }
         const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
@@ -197,13 +235,23 @@ template <int NC> void attn_one(const attn_block_args &a) {
     for (int c = 0; c < NC; c++) o[c] = _mm256_setzero_ps();
     for (int64_t g = g0; g < g1; g += kG) {
         if (!attn_groups::visibility<kG>(a, g, 1, w)) continue;
-        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
+        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, v_bytes);
         for (int m = 0; m < kG; m++) {
             if (!w[m]) continue;
-            const __m256 p = _mm256_broadcast_ss(S + size_t(g - g0) + size_t(m));
-            const uint16_t *row = a.v + size_t(g + m) * a.v_stride;
-            #pragma GCC unroll 16
-            for (int c = 0; c < NC; c++) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c, hd), o[c]);
+            const float pm = S[size_t(g - g0) + size_t(m)];
+            const uint8_t *row = a.v + size_t(g + m) * a.v_stride;
+            if constexpr (VT == kQ8) {
+                #pragma GCC unroll 4
+                for (int b = 0; b < NC / 4; b++) {
+                    const __m256 p = _mm256_set1_ps(pm * q8_scale(row, b));
+                    #pragma GCC unroll 4
+                    for (int c = 4 * b; c < 4 * b + 4; c++) o[c] = _mm256_fmadd_ps(p, q8_chunk(row, c), o[c]);
+                }
+            } else {
+                const __m256 p = _mm256_set1_ps(pm);
+                #pragma GCC unroll 16
+                for (int c = 0; c < NC; c++) o[c] = _mm256_fmadd_ps(p, load_chunk(row, c, hd), o[c]);
+            }
         }
     }
     #pragma GCC unroll 16
@@ -220,15 +268,16 @@ template <int NC> void attn_one(const attn_block_args &a) {
 }
 
 // attn_one for the query's head dim (at most kOneMaxHd).
-template <int NC> void attn_one_n(const attn_block_args &a) {
+template <uint32_t KT, uint32_t VT, int NC> void attn_one_n(const attn_block_args &a) {
     if constexpr (NC > 1) {
-        if ((a.hd + 7) / 8 < NC) return attn_one_n<NC - 1>(a);
+        if ((a.hd + 7) / 8 < NC) return attn_one_n<KT, VT, NC - 1>(a);
     }
-    attn_one<NC>(a);
+    attn_one<KT, VT, NC>(a);
 }
 
-void attn_block_f16(const attn_block_args &a) {
-    if (a.n_q == 1 && a.hd <= kOneMaxHd) return attn_one_n<kOneChunks>(a);
+template <uint32_t KT, uint32_t VT> void attn_block_t(const attn_block_args &a) {
+    if (a.n_q == 1 && a.hd <= kOneMaxHd) return attn_one_n<KT, VT, kOneChunks>(a);
+    const size_t k_bytes = attn_groups::row_bytes(KT, a.hd), v_bytes = attn_groups::row_bytes(VT, a.hd);
     const int64_t hd = a.hd, hdp = (hd + 7) & ~int64_t(7), nc = hdp / 8;
     const int nq = a.n_q, nq4 = (nq + 3) & ~3;
     const uint32_t qmask = attn_groups::query_mask(nq);
@@ -238,6 +287,8 @@ void attn_block_f16(const attn_block_args &a) {
     // 64-byte aligned pieces: [16][hdp] converted rows (8 used), [nq4][hdp] outputs, [nq][ns] scores
     const int64_t hda = (hd + 15) & ~int64_t(15);
     float *kv = a.work;
+    float *kvd = kv + kG * hda; // Q8_0: the rows' block scales, [8][nbp] (in the scratch's unused half)
+    const int64_t nbp = hd / 32;
     float *O = kv + 16 * hda;
     float *S = O + nq4 * hda;
     const size_t os = size_t(hda); // output row stride
@@ -255,8 +306,8 @@ void attn_block_f16(const attn_block_args &a) {
             continue;
         }
         for (int m = 0; m < kG; m++)
-            if (w[m]) convert_row(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hda);
-        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, hd);
+            if (w[m]) convert_row<KT>(a.k + size_t(g + m) * a.k_stride, hd, kv + m * hda, kvd + m * nbp);
+        attn_groups::prefetch<kG>(a.k, a.k_stride, g + kG, a.k1, k_bytes);
         const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i *>(w));
         for (int i = 0; i < nq; i++) {
             const __m256i bit = _mm256_set1_epi32(int(uint32_t(1) << i));
@@ -269,10 +320,26 @@ void attn_block_f16(const attn_block_args &a) {
             __m256 acc[kG];
             #pragma GCC unroll 8
             for (int m = 0; m < kG; m++) acc[m] = _mm256_setzero_ps();
-            for (int64_t c = 0; c < nc; c++) {
-                const __m256 qc = c + 1 < nc ? _mm256_loadu_ps(q + 8 * c) : _mm256_maskload_ps(q + 8 * c, qtail);
-                #pragma GCC unroll 8
-                for (int m = 0; m < kG; m++) acc[m] = _mm256_fmadd_ps(qc, _mm256_load_ps(kv + m * hda + 8 * c), acc[m]);
+            if constexpr (KT == kQ8) {
+                for (int64_t b = 0; b < nc / 4; b++) {
+                    __m256 qb[4];
+                    #pragma GCC unroll 4
+                    for (int c = 0; c < 4; c++) qb[c] = _mm256_loadu_ps(q + 32 * b + 8 * c);
+                    #pragma GCC unroll 8
+                    for (int m = 0; m < kG; m++) {
+                        const float *kb = kv + m * hda + 32 * b;
+                        __m256 t = _mm256_mul_ps(qb[0], _mm256_load_ps(kb));
+                        #pragma GCC unroll 3
+                        for (int c = 1; c < 4; c++) t = _mm256_fmadd_ps(qb[c], _mm256_load_ps(kb + 8 * c), t);
+                        acc[m] = _mm256_fmadd_ps(t, _mm256_set1_ps(kvd[m * nbp + b]), acc[m]);
+                    }
+                }
+            } else {
+                for (int64_t c = 0; c < nc; c++) {
+                    const __m256 qc = c + 1 < nc ? _mm256_loadu_ps(q + 8 * c) : _mm256_maskload_ps(q + 8 * c, qtail);
+                    #pragma GCC unroll 8
+                    for (int m = 0; m < kG; m++) acc[m] = _mm256_fmadd_ps(qc, _mm256_load_ps(kv + m * hda + 8 * c), acc[m]);
+                }
             }
             const __m256 r = _mm256_mul_ps(reduce8(acc), _mm256_set1_ps(a.scale));
             _mm256_store_ps(Sg + i * ns, _mm256_blendv_ps(ninf, r, sel));
@@ -288,15 +355,16 @@ void attn_block_f16(const attn_block_args &a) {
         const uint32_t any = attn_groups::visibility<kG>(a, g, qmask, w);
         if (!any) continue;
         for (int m = 0; m < kG; m++)
-            if (w[m]) convert_row(a.v + size_t(g + m) * a.v_stride, hd, kv + m * hda);
-        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, hd);
+            if (w[m]) convert_row<VT>(a.v + size_t(g + m) * a.v_stride, hd, kv + m * hda, kvd + m * nbp);
+        attn_groups::prefetch<kG>(a.v, a.v_stride, g + kG, a.k1, v_bytes);
         for (int i0 = 0; i0 < nq; i0 += 4) {
             if (!((any >> i0) & 0xF)) continue;
             const float *P = S + i0 * ns + (g - g0);
             float *Oi = O + i0 * os;
             int64_t c0 = 0;
-            for (; c0 + 2 <= nc; c0 += 2) values_tile<2>(w, i0, P, ns, kv, hda, c0, Oi);
-            if (c0 < nc) values_tile<1>(w, i0, P, ns, kv, hda, c0, Oi);
+            constexpr bool q8 = VT == kQ8;
+            for (; c0 + 2 <= nc; c0 += 2) values_tile<2, q8>(w, i0, P, ns, kv, hda, c0, Oi, kvd, nbp);
+            if (c0 < nc) values_tile<1, q8>(w, i0, P, ns, kv, hda, c0, Oi, kvd, nbp); // F16 only
         }
     }
     for (int i = 0; i < nq; i++) {
@@ -306,8 +374,13 @@ void attn_block_f16(const attn_block_args &a) {
     }
 }
 
+void attn_block(const attn_block_args &a) {
+    if (a.k_type == kQ8) return a.v_type == kQ8 ? attn_block_t<kQ8, kQ8>(a) : attn_block_t<kQ8, kF16>(a);
+    return a.v_type == kQ8 ? attn_block_t<kF16, kQ8>(a) : attn_block_t<kF16, kF16>(a);
+}
+
 } // namespace
 
-void fill_attention_avx2(kernels &k) { k.attn_block_f16 = attn_block_f16; }
+void fill_attention_avx2(kernels &k) { k.attn_block = attn_block; }
 
 } // namespace gptneox

@@ -21,11 +21,16 @@ namespace attn_groups {
 // and the hardware prefetcher follows them too: decode after 1900 tokens measured the same with this
 // prefetch 1, 4 or 8 groups ahead.)
 template <int G>
-inline void prefetch(const uint16_t *base, size_t stride, int64_t g, int64_t k1, int64_t hd) {
+inline void prefetch(const uint8_t *base, size_t stride, int64_t g, int64_t k1, size_t row_bytes) {
     for (int m = 0; m < G && g + m < k1; m++) {
         const char *row = reinterpret_cast<const char *>(base + size_t(g + m) * stride);
-        for (int64_t b = 0; b < hd * 2; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+        for (size_t b = 0; b < row_bytes; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
     }
+}
+
+// Bytes of one cache row of hd elements of `type` (F16 or Q8_0).
+inline size_t row_bytes(uint32_t type, int64_t hd) {
+    return type == GPTNEOX_TYPE_Q8_0 ? size_t(hd / QK8_0) * sizeof(block_q8_0) : size_t(hd) * 2;
 }
 
 // The visibility words of group [g, g + G) for the queries in qmask (0 outside [k0, k1)); returns their union.

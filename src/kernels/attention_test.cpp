@@ -1,5 +1,6 @@
-// kernels.attn_block_f16 on every path this CPU runs, against a double-precision definition of attention
-// (and the scalar reference against it too), on odd sizes: head dims that are not multiples of 8 / 16,
+// kernels.attn_block on every path this CPU runs, against a double-precision definition of attention
+// (and the scalar reference against it too), for F16 and Q8_0 K / V rows in each combination, on odd
+// sizes: head dims that are not multiples of 8 / 16 (F16; Q8_0 needs multiples of 32),
 // odd query and key counts, causal and random masks, keys nobody sees holding NaN, queries that see
 // nothing. Then batch invariance, bit for bit: each query computed alone (n_q = 1, its own key range)
 // and inside any block, with any wider key range, gives the same output; and no path reads past the
@@ -28,27 +29,61 @@ float urand(float lo, float hi) { return std::uniform_real_distribution<float>(l
 struct problem {
     int64_t hd = 0, n_keys = 0;
     int32_t n_q = 0;
-    std::vector<float> q;       // [n_q][hd + 3] (a stride that is not hd)
-    std::vector<uint16_t> k, v; // [n_keys][stride]
-    size_t q_stride = 0, kv_stride = 0;
-    std::vector<uint32_t> vis;  // [n_keys]
+    uint32_t kt = GPTNEOX_TYPE_F16, vt = GPTNEOX_TYPE_F16;
+    std::vector<float> q;      // [n_q][hd + 3] (a stride that is not hd)
+    std::vector<uint8_t> k, v; // [n_keys][k_stride / v_stride bytes] (rows a little longer than needed)
+    size_t q_stride = 0, k_stride = 0, v_stride = 0;
+    std::vector<uint32_t> vis; // [n_keys]
 };
+
+size_t row_bytes(uint32_t type, int64_t hd) { return type == GPTNEOX_TYPE_Q8_0 ? size_t(hd / 32) * 34 : size_t(hd) * 2; }
+
+// Element e of a row, by the formats' definitions (Q8_0: 32-element blocks of an f16 scale, then 32 int8).
+double elem(const uint8_t *row, uint32_t type, int64_t e) {
+    uint16_t h;
+    if (type == GPTNEOX_TYPE_Q8_0) {
+        const uint8_t *b = row + size_t(e / 32) * 34;
+        std::memcpy(&h, b, 2);
+        return double(fp16_to_fp32(h)) * double(int8_t(b[2 + e % 32]));
+    }
+    std::memcpy(&h, row + 2 * e, 2);
+    return fp16_to_fp32(h);
+}
+
+// A row of random values of magnitude up to `amp` (Q8_0: random scales, random q in [-127, 127]); nan:
+// every element NaN (F16 NaN elements; Q8_0 NaN scales).
+void fill_row(uint8_t *row, uint32_t type, int64_t hd, float amp, bool nan) {
+    if (type == GPTNEOX_TYPE_Q8_0) {
+        for (int64_t b = 0; b < hd / 32; b++) {
+            uint8_t *blk = row + size_t(b) * 34;
+            const uint16_t d = nan ? uint16_t(0x7E00) : fp32_to_fp16(urand(0.1f, 1.0f) * amp / 127.0f);
+            std::memcpy(blk, &d, 2);
+            for (int i = 0; i < 32; i++) blk[2 + i] = uint8_t(int8_t(std::lround(urand(-127.4f, 127.4f))));
+        }
+        return;
+    }
+    for (int64_t e = 0; e < hd; e++) {
+        const uint16_t h = nan ? uint16_t(0x7E00) : fp32_to_fp16(urand(-amp, amp));
+        std::memcpy(row + 2 * e, &h, 2);
+    }
+}
 
 // mask: 0 causal (query i at position base + i, key j at position j), 1 random, 2 causal with some
 // keys nobody sees and the last query seeing nothing.
-problem make(int64_t hd, int32_t n_q, int64_t n_keys, int mask) {
+problem make(int64_t hd, int32_t n_q, int64_t n_keys, int mask, uint32_t kt, uint32_t vt) {
     problem p;
     p.hd = hd;
     p.n_q = n_q;
     p.n_keys = n_keys;
+    p.kt = kt;
+    p.vt = vt;
     p.q_stride = size_t(hd + 3);
-    p.kv_stride = size_t(hd + 5);
+    p.k_stride = row_bytes(kt, hd) + 10;
+    p.v_stride = row_bytes(vt, hd) + 6;
     p.q.resize(size_t(n_q) * p.q_stride);
     for (auto &x : p.q) x = urand(-2.0f, 2.0f);
-    p.k.resize(size_t(n_keys) * p.kv_stride);
-    p.v.resize(size_t(n_keys) * p.kv_stride);
-    for (auto &x : p.k) x = fp32_to_fp16(urand(-2.0f, 2.0f));
-    for (auto &x : p.v) x = fp32_to_fp16(urand(-3.0f, 3.0f));
+    p.k.assign(size_t(n_keys) * p.k_stride, 0x55);
+    p.v.assign(size_t(n_keys) * p.v_stride, 0x55);
     p.vis.assign(size_t(n_keys), 0);
     const int64_t base = n_keys - n_q; // the block's last query sees every key (prompt continuation)
     for (int64_t j = 0; j < n_keys; j++) {
@@ -65,11 +100,9 @@ problem make(int64_t hd, int32_t n_q, int64_t n_keys, int mask) {
     }
     // rows nobody sees hold NaN: they must never be used as numbers
     for (int64_t j = 0; j < n_keys; j++) {
-        if (p.vis[size_t(j)]) continue;
-        for (int64_t e = 0; e < hd; e++) {
-            p.k[size_t(j) * p.kv_stride + e] = 0x7E00;
-            p.v[size_t(j) * p.kv_stride + e] = 0x7E00;
-        }
+        const bool nan = p.vis[size_t(j)] == 0;
+        fill_row(&p.k[size_t(j) * p.k_stride], kt, hd, 2.0f, nan);
+        fill_row(&p.v[size_t(j) * p.v_stride], vt, hd, 3.0f, nan);
     }
     return p;
 }
@@ -84,7 +117,7 @@ std::vector<double> reference(const problem &p, float scale) {
             if (!(p.vis[size_t(j)] >> i & 1)) continue;
             double d = 0;
             for (int64_t e = 0; e < p.hd; e++)
-                d += double(p.q[size_t(i) * p.q_stride + e]) * fp16_to_fp32(p.k[size_t(j) * p.kv_stride + e]);
+                d += double(p.q[size_t(i) * p.q_stride + e]) * elem(&p.k[size_t(j) * p.k_stride], p.kt, e);
             s[size_t(j)] = d * scale;
             mx = std::fmax(mx, s[size_t(j)]);
         }
@@ -96,7 +129,7 @@ std::vector<double> reference(const problem &p, float scale) {
             if (!(p.vis[size_t(j)] >> i & 1)) continue;
             const double w = std::exp(s[size_t(j)] - mx) / sum;
             for (int64_t e = 0; e < p.hd; e++)
-                out[size_t(i) * p.hd + e] += w * fp16_to_fp32(p.v[size_t(j) * p.kv_stride + e]);
+                out[size_t(i) * p.hd + e] += w * elem(&p.v[size_t(j) * p.v_stride], p.vt, e);
         }
     }
     return out;
@@ -114,7 +147,7 @@ struct aligned_work {
 
 // Run queries [i0, i0 + nq) of p as one block over keys [k0, k1) (K / V rows at k / v if given, else p's).
 std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t nq, int64_t k0, int64_t k1,
-                       float scale, const uint16_t *k = nullptr, const uint16_t *v = nullptr) {
+                       float scale, const uint8_t *k = nullptr, const uint8_t *v = nullptr) {
     std::vector<uint32_t> vis(size_t(p.n_keys));
     for (int64_t j = 0; j < p.n_keys; j++) {
         const uint32_t bits = p.vis[size_t(j)] >> i0;
@@ -129,7 +162,10 @@ std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t 
     a.q_stride = p.q_stride;
     a.k = k ? k : p.k.data();
     a.v = v ? v : p.v.data();
-    a.k_stride = a.v_stride = p.kv_stride;
+    a.k_stride = p.k_stride;
+    a.v_stride = p.v_stride;
+    a.k_type = p.kt;
+    a.v_type = p.vt;
     a.k0 = k0;
     a.k1 = k1;
     a.vis = vis.data();
@@ -137,7 +173,7 @@ std::vector<float> run(const kernels &kt, const problem &p, int32_t i0, int32_t 
     a.out = out.data();
     a.out_stride = size_t(p.hd + 1);
     a.work = w.get(p.n_keys, p.hd);
-    kt.attn_block_f16(a);
+    kt.attn_block(a);
     return out;
 }
 
@@ -155,10 +191,13 @@ void key_range(const problem &p, int32_t i0, int32_t nq, int64_t *k0, int64_t *k
     if (*k0 >= *k1) *k0 = *k1 = 0;
 }
 
-void test_case(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int64_t n_keys, int mask) {
-    std::snprintf(g_ctx, sizeof(g_ctx), "%s hd %lld n_q %d keys %lld mask %d", path, (long long)hd, n_q,
-                  (long long)n_keys, mask);
-    const problem p = make(hd, n_q, n_keys, mask);
+const char *type_name(uint32_t t) { return t == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "f16"; }
+
+void test_case(const kernels &kt, const char *path, uint32_t ktype, uint32_t vtype, int64_t hd, int32_t n_q,
+               int64_t n_keys, int mask) {
+    std::snprintf(g_ctx, sizeof(g_ctx), "%s K %s V %s hd %lld n_q %d keys %lld mask %d", path, type_name(ktype),
+                  type_name(vtype), (long long)hd, n_q, (long long)n_keys, mask);
+    const problem p = make(hd, n_q, n_keys, mask, ktype, vtype);
     const float scale = 1.0f / std::sqrt(float(hd));
     const std::vector<double> ref = reference(p, scale);
     int64_t k0, k1;
@@ -200,14 +239,14 @@ void test_case(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int
 struct guarded_rows {
     void *base = MAP_FAILED;
     size_t len = 0;
-    const uint16_t *data = nullptr;
-    guarded_rows(const std::vector<uint16_t> &src, size_t n) {
-        const size_t page = size_t(sysconf(_SC_PAGESIZE)), bytes = n * sizeof(uint16_t);
+    const uint8_t *data = nullptr;
+    guarded_rows(const std::vector<uint8_t> &src, size_t bytes) {
+        const size_t page = size_t(sysconf(_SC_PAGESIZE));
         const size_t span = (bytes + page - 1) / page * page;
         len = span + page;
         base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (base == MAP_FAILED || mprotect(static_cast<char *>(base) + span, page, PROT_NONE) != 0) return;
-        uint16_t *d = reinterpret_cast<uint16_t *>(static_cast<char *>(base) + span - bytes);
+        uint8_t *d = static_cast<uint8_t *>(base) + span - bytes;
         std::memcpy(d, src.data(), bytes);
         data = d;
     }
@@ -220,12 +259,14 @@ struct guarded_rows {
 
 // The last key (seen by the last query) is the cache's last row: the block and each query alone give the
 // same bits as over the unguarded copy, without touching the page after it.
-void test_guarded(const kernels &kt, const char *path, int64_t hd, int32_t n_q, int64_t n_keys) {
-    std::snprintf(g_ctx, sizeof(g_ctx), "%s guarded hd %lld n_q %d keys %lld", path, (long long)hd, n_q,
-                  (long long)n_keys);
-    const problem p = make(hd, n_q, n_keys, 0);
-    const size_t n = size_t(n_keys - 1) * p.kv_stride + size_t(hd); // up to the last row's end
-    const guarded_rows gk(p.k, n), gv(p.v, n);
+void test_guarded(const kernels &kt, const char *path, uint32_t ktype, uint32_t vtype, int64_t hd, int32_t n_q,
+                  int64_t n_keys) {
+    std::snprintf(g_ctx, sizeof(g_ctx), "%s guarded K %s V %s hd %lld n_q %d keys %lld", path, type_name(ktype),
+                  type_name(vtype), (long long)hd, n_q, (long long)n_keys);
+    const problem p = make(hd, n_q, n_keys, 0, ktype, vtype);
+    // up to the last row's end
+    const guarded_rows gk(p.k, size_t(n_keys - 1) * p.k_stride + row_bytes(ktype, hd));
+    const guarded_rows gv(p.v, size_t(n_keys - 1) * p.v_stride + row_bytes(vtype, hd));
     check(gk.data && gv.data, "guard pages mapped");
     if (!gk.data || !gv.data) return;
     const float scale = 1.0f / std::sqrt(float(hd));
@@ -256,22 +297,29 @@ int main() {
             std::printf("skip %s: not supported by this CPU/build\n", names[pi]);
             continue;
         }
-        if (!kt->attn_block_f16) {
+        if (!kt->attn_block) {
             std::snprintf(g_ctx, sizeof(g_ctx), "%s", names[pi]);
-            check(false, "attn_block_f16 is set");
+            check(false, "attn_block is set");
             continue;
         }
-        for (int64_t hd : {128, 64, 80, 100, 7, 33, 256}) {
-            for (int32_t n_q : {1, 3, 5, 17, 32}) {
-                for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 50, int64_t(n_q) + 201}) {
-                    for (int mask = 0; mask < 3; mask++) test_case(*kt, names[pi], hd, n_q, n_keys, mask);
+        constexpr uint32_t F16 = GPTNEOX_TYPE_F16, Q8 = GPTNEOX_TYPE_Q8_0;
+        const uint32_t types[4][2] = {{F16, F16}, {Q8, Q8}, {Q8, F16}, {F16, Q8}};
+        for (const auto &t : types) {
+            const bool q8 = t[0] == Q8 || t[1] == Q8;
+            const std::vector<int64_t> hds = q8 ? std::vector<int64_t>{128, 64, 96, 32, 256}
+                                                : std::vector<int64_t>{128, 64, 80, 100, 7, 33, 256};
+            for (int64_t hd : hds) {
+                for (int32_t n_q : {1, 3, 5, 17, 32}) {
+                    for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 50, int64_t(n_q) + 201}) {
+                        for (int mask = 0; mask < 3; mask++) test_case(*kt, names[pi], t[0], t[1], hd, n_q, n_keys, mask);
+                    }
                 }
             }
+            for (int64_t hd : q8 ? std::vector<int64_t>{128, 64, 96} : std::vector<int64_t>{128, 64, 100, 7, 33})
+                for (int32_t n_q : {1, 5, 32})
+                    for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 202})
+                        test_guarded(*kt, names[pi], t[0], t[1], hd, n_q, n_keys);
         }
-        for (int64_t hd : {128, 64, 100, 7, 33})
-            for (int32_t n_q : {1, 5, 32})
-                for (int64_t n_keys : {int64_t(n_q), int64_t(n_q) + 13, int64_t(n_q) + 202})
-                    test_guarded(*kt, names[pi], hd, n_q, n_keys);
     }
     return report("attention_test: ");
 }

@@ -87,9 +87,11 @@ constexpr size_t gemm_work_bytes(int64_t n) {
     return 16 * static_cast<size_t>(n) + 2 * 64 * static_cast<size_t>(n / 32) + 64;
 }
 
-// One head's attention for a block of up to kAttnMaxQ query tokens over f16 K/V cache rows
-// (kernels.attn_block_f16). Key j's rows are k + j * k_stride and v + j * v_stride (elements); vis[j]
-// bit i says query i sees key j; every key some query sees lies in [k0, k1). For each query i:
+// One head's attention for a block of up to kAttnMaxQ query tokens over K/V cache rows (kernels.attn_block).
+// Key j's rows are k + j * k_stride and v + j * v_stride bytes, each hd elements of k_type / v_type: F16,
+// or Q8_0 (hd % 32 == 0; blocks of an f16 scale d and 32 int8 q, element = d * q; the SIMD paths apply d
+// once per block, see attention-avx512.cpp). vis[j] bit i says query i sees key j; every
+// key some query sees lies in [k0, k1). For each query i:
 //   s_j = scale * dot(q_i, k_j) for the keys it sees, softmax over them, out_i = sum_j p_j v_j in
 // ascending j. A query's result does not depend on n_q, [k0, k1) or the other queries (batching
 // never changes logits); a query that sees no key gets zeros. Rows nobody sees are never used as numbers.
@@ -99,8 +101,9 @@ struct attn_block_args {
     int32_t n_q = 0;                // 1..kAttnMaxQ
     const float *q = nullptr;       // query i at q + i * q_stride
     size_t q_stride = 0;
-    const uint16_t *k = nullptr, *v = nullptr;
-    size_t k_stride = 0, v_stride = 0;
+    const uint8_t *k = nullptr, *v = nullptr;
+    size_t k_stride = 0, v_stride = 0; // bytes
+    uint32_t k_type = GPTNEOX_TYPE_F16, v_type = GPTNEOX_TYPE_F16;
     int64_t k0 = 0, k1 = 0;
     const uint32_t *vis = nullptr;  // indexed by absolute key index j in [k0, k1)
     float scale = 1.0f;
@@ -108,9 +111,14 @@ struct attn_block_args {
     size_t out_stride = 0;
     float *work = nullptr;          // attn_work_floats(n_keys, hd) floats, 64-byte aligned, per thread
 };
-// Scratch floats attn_block_f16 needs for key ranges up to n_keys long.
+// Whether attn_block takes cache rows of this type with this head dim.
+constexpr bool attn_row_type_ok(uint32_t type, int64_t hd) {
+    return type == GPTNEOX_TYPE_F16 || (type == GPTNEOX_TYPE_Q8_0 && hd % 32 == 0);
+}
+// Scratch floats attn_block needs for key ranges up to n_keys long.
 constexpr size_t attn_work_floats(int64_t n_keys, int64_t hd) {
-    return (static_cast<size_t>(hd) + 16) * (16 + kAttnMaxQ) + kAttnMaxQ * (static_cast<size_t>(n_keys) + 48);
+    return (static_cast<size_t>(hd) + 16) * (16 + kAttnMaxQ) + kAttnMaxQ * (static_cast<size_t>(n_keys) + 48) +
+           static_cast<size_t>(hd) + 256; // the last term: Q8_0 block scales of a group of keys
 }
 
 constexpr int kMaxType = 40;
@@ -135,7 +143,7 @@ struct kernels {
     void (*attn_values_f16)(int64_t n, const float *w, const uint16_t *v, size_t stride, int64_t n_rows,
                             float *out) = nullptr;
     // Blocked attention of a block of queries (attn_block_args); set on every path.
-    void (*attn_block_f16)(const attn_block_args &a) = nullptr;
+    void (*attn_block)(const attn_block_args &a) = nullptr;
     // Exact GELU in place, y = 0.5 y (1 + erf(y / sqrt 2)) in f32 (the MLP's activation), and the erf it
     // uses (within 1 ulp of the exact erf on every float; tested in gelu_test.cpp).
     void (*gelu)(float *y, int64_t n) = nullptr;
