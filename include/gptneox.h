@@ -310,8 +310,9 @@ struct gptneox_ctx_params {
     uint32_t n_seq_max;      /* distinct sequence ids the cache can hold (1..64) */
     int32_t n_threads;       /* threads for single-token decode */
     int32_t n_threads_batch; /* threads for multi-token batches */
-    int32_t type_k;          /* enum gptneox_type of the K cache: F16 (default) or F32 */
-    int32_t type_v;          /* enum gptneox_type of the V cache: F16 (default) or F32 */
+    int32_t type_k;          /* enum gptneox_type of the K cache: F16 (default), F32, or Q8_0 (half the
+                                bytes; needs a head dim that is a multiple of 32; not beside an F32 V) */
+    int32_t type_v;          /* enum gptneox_type of the V cache: the same choices (not F32 beside a Q8_0 K) */
     int32_t pooling_type;    /* enum gptneox_pooling_type, used when embeddings is true */
     int32_t kernel_path;     /* enum gptneox_kernel_path */
     float rope_freq_base;    /* 0 = the model's */

@@ -28,7 +28,7 @@ namespace {
 constexpr uint32_t kMaxCtx = 1u << 24;   // positions; a sanity bound on allocation sizes
 constexpr int32_t kMaxThreads = 512;
 
-bool is_cache_type(int32_t t) { return t == GPTNEOX_TYPE_F16 || t == GPTNEOX_TYPE_F32; }
+bool is_cache_type(int32_t t) { return t == GPTNEOX_TYPE_F16 || t == GPTNEOX_TYPE_F32 || t == GPTNEOX_TYPE_Q8_0; }
 
 // Check what the forward pass relies on; the loader checks shapes, this checks the compute types.
 void check_model(const gptneox::model &m, const gptneox::kernels &k) {
@@ -125,8 +125,12 @@ GPTNEOX_API gptneox_context *gptneox_init_from_model(gptneox_model *model, gptne
                  p.n_threads_batch, kMaxThreads);
         }
         if (!is_cache_type(p.type_k) || !is_cache_type(p.type_v)) {
-            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "type_k %d / type_v %d must be F16 (1) or F32 (0)", p.type_k,
-                 p.type_v);
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "type_k %d / type_v %d must be F16 (1), F32 (0) or Q8_0 (8)",
+                 p.type_k, p.type_v);
+        }
+        if ((p.type_k == GPTNEOX_TYPE_Q8_0 && p.type_v == GPTNEOX_TYPE_F32) ||
+            (p.type_k == GPTNEOX_TYPE_F32 && p.type_v == GPTNEOX_TYPE_Q8_0)) {
+            fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "a Q8_0 K or V cache goes with an F16 or Q8_0 other half, not F32");
         }
         if (p.pooling_type == GPTNEOX_POOLING_TYPE_UNSPECIFIED) p.pooling_type = GPTNEOX_POOLING_TYPE_NONE;
         if (p.pooling_type != GPTNEOX_POOLING_TYPE_NONE && p.pooling_type != GPTNEOX_POOLING_TYPE_MEAN &&

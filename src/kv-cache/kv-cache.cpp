@@ -9,10 +9,18 @@
 namespace gptneox {
 
 namespace {
-size_t elem_bytes(uint32_t type) {
-    if (type == GPTNEOX_TYPE_F32) return 4;
-    if (type == GPTNEOX_TYPE_F16) return 2;
-    fail(GPTNEOX_STATUS_UNSUPPORTED, "KV cache type %u is not supported (F16 = 1 or F32 = 0)", type);
+// Bytes of one head's vector of head_dim elements (Q8_0: blocks of 32, a 2-byte scale and 32 int8).
+size_t vec_bytes(uint32_t type, int32_t head_dim) {
+    if (type == GPTNEOX_TYPE_F32) return 4 * size_t(head_dim);
+    if (type == GPTNEOX_TYPE_F16) return 2 * size_t(head_dim);
+    if (type == GPTNEOX_TYPE_Q8_0) {
+        if (head_dim % 32) {
+            fail(GPTNEOX_STATUS_UNSUPPORTED, "a Q8_0 KV cache needs a head dim that is a multiple of 32 (this model's is %d)",
+                 head_dim);
+        }
+        return size_t(head_dim / 32) * 34;
+    }
+    fail(GPTNEOX_STATUS_UNSUPPORTED, "KV cache type %u is not supported (F32 = 0, F16 = 1, Q8_0 = 8)", type);
 }
 } // namespace
 
@@ -22,8 +30,8 @@ void kv_cache::init(uint32_t n_ctx, int32_t n_layer, int32_t n_head, int32_t hea
         fail(GPTNEOX_STATUS_INVALID_ARGUMENT, "KV cache: bad size (n_ctx %u, n_layer %d, n_head %d, head_dim %d)",
              n_ctx, n_layer, n_head, head_dim);
     }
-    k_head_bytes_ = elem_bytes(type_k) * size_t(head_dim);
-    v_head_bytes_ = elem_bytes(type_v) * size_t(head_dim);
+    k_head_bytes_ = vec_bytes(type_k, head_dim);
+    v_head_bytes_ = vec_bytes(type_v, head_dim);
     const size_t vecs = size_t(n_layer) * size_t(n_head) * n_ctx;
     if (vecs > std::numeric_limits<size_t>::max() / (k_head_bytes_ + v_head_bytes_)) {
         fail(GPTNEOX_STATUS_NO_MEMORY, "KV cache too large");

@@ -26,7 +26,7 @@ constexpr int kMaxSeq = 64;
 class kv_cache {
 public:
     // Allocate n_ctx cells of n_layer x n_head K and V vectors of head_dim elements; type_k/type_v are
-    // GPTNEOX_TYPE_F16 or GPTNEOX_TYPE_F32. Throws gptneox::error on a bad argument.
+    // GPTNEOX_TYPE_F16, F32 or Q8_0 (head_dim % 32 == 0). Throws gptneox::error on a bad argument.
     void init(uint32_t n_ctx, int32_t n_layer, int32_t n_head, int32_t head_dim, uint32_t type_k, uint32_t type_v);
 
     uint32_t size() const { return static_cast<uint32_t>(cells_.size()); }
