@@ -45,10 +45,11 @@ class OursEngine(Engine):
     name = "neox_cpp"
 
     def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, kernel_path: int = 0,
-                 extra_bufts: bool = True) -> None:
+                 extra_bufts: bool = True, kv_type: Optional[int] = None) -> None:
         from neox_cpp import _lib as L
 
         self._L = L
+        self.kv_type = kv_type  # enum gptneox_type of K and V (None: the default, F16)
         self.kernel_path = kernel_path  # enum gptneox_kernel_path: 0 auto, 2 AVX2, 3 AVX-512, 4 AMX
         if kernel_path:
             name = (L.gptneox_kernel_path_name(kernel_path) or b"?").decode()
@@ -81,6 +82,8 @@ class OursEngine(Engine):
         cp.n_threads = self.n_threads
         cp.n_threads_batch = self.n_threads
         cp.kernel_path = self.kernel_path
+        if self.kv_type is not None:
+            cp.type_k = cp.type_v = self.kv_type
         return L.check_ptr(L.gptneox_init_from_model(self.model, cp), "gptneox_init_from_model")
 
     def _cleared_ctx(self) -> Any:
@@ -177,10 +180,14 @@ class OursEngine(Engine):
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
 
-    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, extra_bufts: bool) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, extra_bufts: bool,
+                 flash_attn: bool = False, kv_type: Optional[int] = None) -> None:
+        """flash_attn / kv_type: Llama's flash_attn and type_k = type_v (None: F16); llama-cpp-python's
+        Llama defaults to flash_attn=False, and llama.cpp needs it for a quantized V cache."""
         self._peer = _peer.Peer(extra_bufts=extra_bufts)
         self.system_info = self._peer.system_info
-        self._peer.load(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, logits_all=False)
+        self._peer.load(path, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, logits_all=False,
+                        flash_attn=flash_attn, type_k=kv_type, type_v=kv_type)
 
     def kernel_info(self) -> str:
         return self.system_info

@@ -7,9 +7,12 @@ decide the speed. The table gives each engine's tokens/s at each context, the ra
 at the shortest one, and ours / llama.cpp.
 
     python bench/long_context.py [--shape rinna-3.6b] [--type q4_0] [--contexts 8,1024,1900] [--reps 2]
-                                 [--ours-avx2]
+                                 [--ours-avx2] [--q8-kv]
 
 --ours-avx2 adds our engine with its AVX2 kernels forced (what an AVX2-only CPU such as Zen 3 runs).
+--q8-kv adds both engines with a Q8_0 K and V cache (Llama's type_k / type_v = GGML_TYPE_Q8_0: 34 bytes
+per 32 elements instead of 64), and llama.cpp with flash_attn=True (which it needs for a quantized V)
+on the f16 cache too, to tell the cache type's effect from flash attention's.
 
 Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if missing). Without the llama.cpp peer
 (.ci/build-peer.sh) only our rows are printed.
@@ -35,6 +38,7 @@ from api_overhead import _tokens  # noqa: E402
 N_CTX = 2048
 N_GEN = 16
 KERNELS_AVX2 = 2  # enum gptneox_kernel_path
+Q8_0 = 8  # enum gptneox_type = ggml_type
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -45,6 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ours-avx2", action="store_true", help="also our engine with the AVX2 kernels forced")
+    ap.add_argument("--q8-kv", action="store_true", help="also both engines with a Q8_0 KV cache")
     args = ap.parse_args(argv)
     contexts = [int(c) for c in args.contexts.split(",")]
     if max(contexts) + N_GEN > N_CTX:
@@ -56,11 +61,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     makers = {"neox_cpp": lambda: engines.OursEngine(path, N_CTX, 512, args.threads)}
     if args.ours_avx2:
         makers["neox_cpp AVX2"] = lambda: engines.OursEngine(path, N_CTX, 512, args.threads, KERNELS_AVX2)
+    if args.q8_kv:
+        makers["neox_cpp q8_0 KV"] = lambda: engines.OursEngine(path, N_CTX, 512, args.threads, kv_type=Q8_0)
     why = engines._peer.peer_missing_reason()
     if why:
         print(f"llama.cpp peer not run: {why}")
     else:
         makers["llama.cpp"] = lambda: engines.LlamaCppEngine(path, N_CTX, 512, args.threads, extra_bufts=True)
+        if args.q8_kv:
+            makers["llama.cpp FA"] = lambda: engines.LlamaCppEngine(path, N_CTX, 512, args.threads,
+                                                                    extra_bufts=True, flash_attn=True)
+            makers["llama.cpp FA q8_0 KV"] = lambda: engines.LlamaCppEngine(
+                path, N_CTX, 512, args.threads, extra_bufts=True, flash_attn=True, kv_type=Q8_0)
     live = {name: make() for name, make in makers.items()}
     prompt = _tokens(max(contexts), 5)
     gen = _tokens(N_GEN, 6)
@@ -71,14 +83,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for name in (list(live) if rep % 2 == 0 else list(live)[::-1]):
                     secs = live[name].tg_after(prompt[:c], gen)
                     res[name][c].append(N_GEN / secs)
-                    print(f"  rep {rep + 1}/{args.reps} context {c:5d} {name:10s} {N_GEN / secs:7.2f} tok/s",
+                    print(f"  rep {rep + 1}/{args.reps} context {c:5d} {name:20s} {N_GEN / secs:7.2f} tok/s",
                           flush=True)
     finally:
         for e in live.values():
             e.close()
 
     med = {n: {c: statistics.median(v) for c, v in r.items()} for n, r in res.items()}
-    print(f"\nCPU: {sysinfo.describe()}; {path.name}, n_ctx {N_CTX}, f16 KV cache, {args.threads} threads, "
+    print(f"\nCPU: {sysinfo.describe()}; {path.name}, n_ctx {N_CTX}, f16 KV cache unless named, "
+          f"{args.threads} threads, "
           f"tokens/s of {N_GEN} decodes after the context, median (min-max) of {args.reps}\n")
     print("| engine | " + " | ".join(f"context {c}" for c in contexts) + " |")
     print("|---|" + "---|" * len(contexts))
@@ -86,11 +99,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         cells = [f"{med[n][c]:.2f} ({min(r[c]):.2f}-{max(r[c]):.2f}), {med[n][c] / med[n][contexts[0]]:.2f}x"
                  for c in contexts]
         print(f"| {n} | " + " | ".join(cells) + " |")
+    def ratio(ours: str, peer: str) -> None:
+        label = "ours" + ours[len("neox_cpp"):]
+        cells = " | ".join(f"{med[ours][c] / med[peer][c]:.2f}x" for c in contexts)
+        print(f"| {label} / {peer} | {cells} |")
+
     if "llama.cpp" in med:
-        for n in (n for n in med if n.startswith("neox_cpp")):
-            label = "ours" + n[len("neox_cpp"):]
-            print(f"| {label} / llama.cpp | " + " | ".join(f"{med[n][c] / med['llama.cpp'][c]:.2f}x"
-                                                         for c in contexts) + " |")
+        for n in (n for n in med if n.startswith("neox_cpp") and "q8_0" not in n):
+            for p in ("llama.cpp", "llama.cpp FA"):
+                if p in med:
+                    ratio(n, p)
+        if "neox_cpp q8_0 KV" in med and "llama.cpp FA q8_0 KV" in med:
+            ratio("neox_cpp q8_0 KV", "llama.cpp FA q8_0 KV")
     return 0
 
 

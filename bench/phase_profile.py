@@ -2,6 +2,7 @@
 for generation, each phase against what bounds it.
 
     python bench/phase_profile.py [--shape rinna-3.6b] [--type q8_0] [--pp 512] [--tg 32] [--context 0]
+                            [--kv-type f16|q8_0]
                             [--reps 3] [--threads 2] [--kernels auto|avx2|avx512|amx] [--model FILE.gguf]
 
 Prompt (one batch of --pp tokens, empty cache): per phase ms per token, share of the step, and for the
@@ -10,7 +11,7 @@ matrix phases multiply-adds per second against the measured peak of the instruct
 decodes after --context prompt tokens, evaluated first in --pp batches and not timed): per phase ms per
 token and share, and for the matrix phases the weight bytes they stream per second against the read
 bandwidth measured right after (bench/bandwidth.c): memory-bound work should sit near it; attention the
-same for the f16 K/V cache it reads (every cached position, K and V, every layer). Phases are summed over
+same for the K/V cache it reads (every cached position, K and V, every layer). Phases are summed over
 the --reps runs (fresh context each). Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if
 missing) unless --model names a GGUF.
 """
@@ -69,11 +70,15 @@ def phase_macs(hp: Dict[str, int], n: int) -> Dict[str, int]:
             "ffn_down": n * L * e * f, "attention": L * 2 * e * n * (n + 1) // 2, "output": e * hp["n_vocab"]}
 
 
-def kv_bytes(hp: Dict[str, int], context: int, tg: int) -> int:
-    """Bytes of f16 K and V cache the attention of tg single-token decodes after `context` tokens reads
-    (decode i attends to context + i + 1 positions)."""
+KV_TYPES = {"f16": 1, "q8_0": 8}  # enum gptneox_type of the K and V cache
+
+
+def kv_bytes(hp: Dict[str, int], context: int, tg: int, kv_type: str = "f16") -> int:
+    """Bytes of K and V cache (f16, or q8_0: 34 bytes per 32 elements) the attention of tg single-token
+    decodes after `context` tokens reads (decode i attends to context + i + 1 positions)."""
     positions = sum(context + i + 1 for i in range(tg))
-    return positions * hp["n_layer"] * 2 * hp["n_embd"] * 2
+    row = hp["n_embd"] * 2 if kv_type == "f16" else hp["n_embd"] // 32 * 34
+    return positions * hp["n_layer"] * 2 * row
 
 
 def summed(runs: List[Dict[str, float]]) -> Dict[str, float]:
@@ -100,6 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--kernels", default="auto", choices=sorted(KERNELS))
+    ap.add_argument("--kv-type", default="f16", choices=sorted(KV_TYPES), help="K and V cache type")
     args = ap.parse_args(argv)
     if args.pp < 2 or args.tg < 1 or args.reps < 1 or args.threads < 1 or args.context < 0:
         ap.error("--pp must be >= 2, --tg, --reps and --threads >= 1, --context >= 0")
@@ -111,7 +117,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     nbytes, hp, wtype = gguf_facts(path)
     n_ctx = max(args.pp, args.context + args.tg) + 8
     toks = bench_run.prompt_tokens(hp["n_vocab"], n_ctx, seed=1)
-    eng = engines.OursEngine(path, n_ctx, args.pp, args.threads, KERNELS[args.kernels])
+    eng = engines.OursEngine(path, n_ctx, args.pp, args.threads, KERNELS[args.kernels],
+                             kv_type=KV_TYPES[args.kv_type])
     try:
         print(f"{path.name}: {eng.kernel_info()}", file=sys.stderr)
         eng.pp(toks[:8])  # warm-up: weights paged in, repacked copies touched
@@ -153,10 +160,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             g = b / secs / 1e9
             tg_rate[k] = f"{g:7.1f} GB/s = {100 * g / bw:5.1f}% of read bandwidth"
     if tg_ms["attention"] > 0:
-        g = kv_bytes(hp, args.context, args.tg) / (tg_ms["attention"] / 1e3 / args.reps) / 1e9
-        tg_rate["attention"] = f"{g:7.1f} GB/s of K/V cache = {100 * g / bw:5.1f}% of read bandwidth"
+        g = kv_bytes(hp, args.context, args.tg, args.kv_type) / (tg_ms["attention"] / 1e3 / args.reps) / 1e9
+        tg_rate["attention"] = (f"{g:7.1f} GB/s of {args.kv_type} K/V cache = {100 * g / bw:5.1f}% of read "
+                                "bandwidth")
 
-    print(f"CPU: {sysinfo.cpu_name()}, {args.threads} threads; {path.name} ({wtype}); kernels {args.kernels}")
+    print(f"CPU: {sysinfo.cpu_name()}, {args.threads} threads; {path.name} ({wtype}); "
+          f"kernels {args.kernels}; {args.kv_type} KV cache")
     print(f"peak of {fam or '?'}: {peak:.1f} GMAC/s (bench/peak.c); read bandwidth after each tg run: "
           + ", ".join(f"{b:.1f}" for b in bws) + " GB/s (bench/bandwidth.c)")
     pp_runs_txt = ", ".join(f"{args.pp / s:.1f}" for s in pp_s)

@@ -108,7 +108,8 @@ for line in sys.stdin:
             llm = llama_cpp.Llama(model_path=cmd["path"], n_ctx=cmd["n_ctx"], n_batch=cmd["n_batch"],
                                   n_ubatch=cmd["n_batch"], n_threads=cmd["n_threads"],
                                   n_threads_batch=cmd["n_threads"], logits_all=cmd["logits_all"],
-                                  verbose=False)
+                                  flash_attn=cmd.get("flash_attn", False), type_k=cmd.get("type_k"),
+                                  type_v=cmd.get("type_v"), verbose=False)
             answer({"ok": True, "seconds": time.perf_counter() - t, "n_vocab": llm.n_vocab()})
         elif op == "logits":
             llm.reset()
@@ -191,9 +192,12 @@ class Peer:
         return ans
 
     def load(self, path: Path, n_ctx: int = 512, n_batch: int = 512, n_threads: int = 2,
-             logits_all: bool = False) -> float:
+             logits_all: bool = False, flash_attn: bool = False, type_k: Optional[int] = None,
+             type_v: Optional[int] = None) -> float:
+        """Llama(...) on `path`; flash_attn / type_k / type_v as Llama's keywords (None: its default, F16;
+        llama.cpp needs flash_attn for a quantized V cache)."""
         ans = self.call("load", path=str(path), n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads,
-                        logits_all=logits_all)
+                        logits_all=logits_all, flash_attn=flash_attn, type_k=type_k, type_v=type_v)
         self.n_vocab = int(ans["n_vocab"])
         return float(ans["seconds"])
 

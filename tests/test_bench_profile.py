@@ -60,3 +60,24 @@ def test_kv_bytes_is_what_the_cache_holds(tiny_gguf: Path) -> None:
     _, hp, _ = bench_profile.gguf_facts(tiny_gguf)
     assert bench_profile.kv_bytes(hp, 0, 1) == per_position
     assert bench_profile.kv_bytes(hp, 10, 3) == (11 + 12 + 13) * per_position
+
+
+def test_kv_bytes_of_a_q8_0_cache(tmp_path: Path) -> None:
+    # q8_0: f16 minus q8_0 growth per position is (2 - 34/32) bytes per element (head dim 32 here)
+    from conftest import write_tiny_gguf
+
+    from neox_cpp import _lib
+
+    gguf = write_tiny_gguf(tmp_path / "hd32.gguf", n_embd=64, n_head=2)
+
+    def growth(type_kv: int) -> int:
+        with _lib.Model(gguf) as model, _lib.Context(model, n_ctx=64, type_k=type_kv, type_v=type_kv) as ctx:
+            ctx.decode([1])
+            a = _lib.gptneox_state_get_size(ctx.ptr)
+            ctx.decode([2])
+            return _lib.gptneox_state_get_size(ctx.ptr) - a
+
+    saved = growth(_lib.GPTNEOX_TYPE_F16) - growth(_lib.GPTNEOX_TYPE_Q8_0)
+    _, hp, _ = bench_profile.gguf_facts(gguf)
+    assert saved > 0
+    assert bench_profile.kv_bytes(hp, 0, 1, "f16") - bench_profile.kv_bytes(hp, 0, 1, "q8_0") == saved

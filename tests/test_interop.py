@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import peer
@@ -82,13 +82,14 @@ def dequantized_logits(hf_dir: Path, gguf: Path, tokens: List[int]) -> np.ndarra
     return logits[0].to(torch.float64).numpy()
 
 
-def ours_logits(gguf: Path, tokens: List[int], kv_f32: bool = False) -> np.ndarray:
+def ours_logits(gguf: Path, tokens: List[int], kv_f32: bool = False,
+                kv_type: Optional[int] = None) -> np.ndarray:
     """Our engine's logits [n_tokens, n_vocab] for every position, in one batch (KV cache f16 like
-    llama.cpp's default, or f32)."""
+    llama.cpp's default, or f32, or kv_type)."""
     from neox_cpp import _lib as L
 
     n = len(tokens)
-    kv = L.GPTNEOX_TYPE_F32 if kv_f32 else L.GPTNEOX_TYPE_F16
+    kv = kv_type if kv_type is not None else L.GPTNEOX_TYPE_F32 if kv_f32 else L.GPTNEOX_TYPE_F16
     with L.Model(gguf) as model, L.Context(model, n_ctx=max(128, n), n_batch=max(128, n), n_threads=2,
                                            type_k=kv, type_v=kv) as ctx:
         ctx.decode(tokens, logits_all=True)
@@ -179,6 +180,23 @@ def test_rel_err_no_worse_than_llama_cpp(results: Dict[str, Dict[str, float]], o
         assert r["excess z"] <= 2.0, r
     else:
         assert r["ours"] <= r["llama.cpp"], r
+
+
+def test_q8_0_kv_cache_no_worse_than_llama_cpp(llama_cpp: peer.Peer, interop_dir: Path) -> None:
+    """Both engines with a Q8_0 K and V cache (llama.cpp: type_k = type_v = GGML_TYPE_Q8_0, which needs
+    flash_attn) on our f16 file: they agree within llama.cpp's own error vs HF, and ours is not worse
+    position by position (llama.cpp also rounds the queries to Q8_0 for its K dot products; ours keeps
+    them in f32)."""
+    gguf, tokens, hf = models.interop_case("f16", interop_dir, N_TOKENS)
+    ours = ours_logits(gguf, tokens, kv_type=8)
+    llama_cpp.load(gguf, n_ctx=128, n_batch=128, n_threads=2, logits_all=True, flash_attn=True, type_k=8,
+                   type_v=8)
+    theirs = llama_cpp.logits(tokens, gguf.with_suffix(".llama-q8kv-logits.npy")).astype(np.float64)
+    r = {"ours": models.rel_err(ours, hf), "llama.cpp": models.rel_err(theirs, hf),
+         "llama.cpp vs ours": models.rel_err(theirs, ours), "excess z": paired_excess(ours, theirs, hf)}
+    print(f"\nQ8_0 KV cache, f16 file, rel_err: {r}")
+    assert r["llama.cpp vs ours"] <= SLACK * r["llama.cpp"], r
+    assert r["excess z"] <= 2.0, r
 
 
 def test_f32_is_exact_where_llama_cpp_is_not(results: Dict[str, Dict[str, float]]) -> None:
