@@ -1,8 +1,9 @@
 // Blocked attention, AVX-512 F/BW/VL/DQ (kernels.attn_block on GPTNEOX_KERNELS_AVX512; the scalar
-// reference is attention-scalar.cpp), over F16 or Q8_0 cache rows (a template parameter each for K and V). A block of up to 32 queries of one head walks the keys in groups
-// of 16: each group's K (then V) rows are converted to f32 once and used by every query of the block,
-// so the cache is read once per block instead of once per query. A block of one query (a decode step)
-// takes attn_one instead: the same operations for that query, reading the rows in place.
+// reference is attention-scalar.cpp), over F16 or Q8_0 cache rows (a template parameter each for K and
+// V). A block of up to 32 queries of one head walks the keys in groups of 16: each group's K (then V)
+// rows are converted to f32 once and used by every query of the block, so the cache is read once per
+// block instead of once per query. A block of one query (a decode step) takes attn_one instead: the same
+// operations for that query, reading the rows in place.
 //
 // Batch invariance (logits must not depend on how a prompt is split into batches): every number a query
 // gets is computed by the same operations in the same order whatever the block holds:
