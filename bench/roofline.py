@@ -86,7 +86,7 @@ def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str
     Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited); bf16 rows of engines
     that multiply bf16 pairs (ours and torch, VDPBF16PS) against that instruction's peak where the CPU
     has it."""
-    avx2_only = "AVX2" in engine or "avx2" in engine or engine == "llama.cpp"
+    avx2_only = "AVX2" in engine or "avx2" in engine or engine.startswith("llama.cpp")
     if wtype == "bf16" and not avx2_only:
         fams: Tuple[str, ...] = ("bf16dp", "fma")
     elif wtype in ("f16", "bf16", "f32"):

@@ -6,7 +6,8 @@ converts them with our converter to q8_0, q4_0, f16 and bf16 GGUFs, and (once, e
 memory-capped subprocess) to a CTranslate2 int8 model. It then measures prompt processing (pp64, pp512:
 one batch, empty cache) and generation (tg32: 32 single-token decodes from an empty cache) in tokens/s for
   - our engine (neox_cpp._lib directly) and llama.cpp (llama-cpp-python 0.3.36 compiled in full, in its
-    own venv: .ci/build-peer.sh) on the SAME GGUF files, every row;
+    own venv: .ci/build-peer.sh) on the SAME GGUF files, every row (with --peer-fa also llama.cpp with
+    flash attention, which llama-cpp-python leaves off by default);
   - CTranslate2 4.8.5 int8 on q8_0 rows (and, with --ct2-avx2, CTranslate2 limited to AVX2);
   - transformers + torch on f16/bf16 rows (bf16 weights for bf16 rows, f32 for f16 rows), in a worker
     process so its memory goes away after the row;
@@ -163,6 +164,10 @@ def make_engines(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse
         else:
             add(run, lambda: engines.LlamaCppEngine(path, 512, 512, args.threads,
                                                     extra_bufts=not args.peer_no_repack))
+            if args.peer_fa:
+                add(table.EngineRun("llama.cpp FA", fmt, size, per_tok),
+                    lambda: engines.LlamaCppEngine(path, 512, 512, args.threads,
+                                                   extra_bufts=not args.peer_no_repack, flash_attn=True))
     hf = cache / "hf" / shape.name
     if wtype == "q8_0" and not args.no_ct2:
         ct2_dir = ctranslate2_engine.model_dir_for(hf, cache / "ct2")
@@ -289,6 +294,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--settle", type=float, default=0.3,
                     help="seconds of idle before each measurement (OpenMP pools of the engine measured "
                     "before may still spin: Intel OpenMP's default KMP_BLOCKTIME is 200 ms)")
+    ap.add_argument("--peer-fa", action="store_true",
+                    help="also llama.cpp with flash_attn=True (llama-cpp-python's Llama defaults to False; "
+                         "llama.cpp's own tools to auto, i.e. on for the CPU)")
     ap.add_argument("--peer-no-repack", action="store_true",
                     help="llama.cpp with use_extra_bufts=False (no weight repacking; needed on AMX builds)")
     ap.add_argument("--reconvert", action="store_true", help="convert again even if the GGUF is cached")

@@ -81,3 +81,14 @@ def test_kv_bytes_of_a_q8_0_cache(tmp_path: Path) -> None:
     _, hp, _ = bench_profile.gguf_facts(gguf)
     assert saved > 0
     assert bench_profile.kv_bytes(hp, 0, 1, "f16") - bench_profile.kv_bytes(hp, 0, 1, "q8_0") == saved
+
+
+def test_llama_cpp_rows_are_held_against_avx2() -> None:
+    # llama-cpp-python's wheel is an AVX2 build: every llama.cpp row (with flash attention or a Q8_0 cache
+    # too) is rated against the AVX2 int8 peak; ours against VNNI where the CPU has it.
+    peaks = {"avx512_vnni": 460.0, "avx2_int8": 218.0, "fma512_f32": 120.0, "fma256_f32": 60.0}
+    for name in ("llama.cpp", "llama.cpp FA", "llama.cpp FA q8_0 KV", "CTranslate2 AVX2", "neox_cpp avx2"):
+        assert roofline.engine_isa(name, "q8_0", peaks) == "avx2_int8", name
+        assert roofline.engine_isa(name, "f16", peaks) == "fma256", name
+    for name in ("neox_cpp", "CTranslate2"):
+        assert roofline.engine_isa(name, "q8_0", peaks) == "vnni", name
