@@ -141,13 +141,23 @@ void test_slots() {
     check(zero, "zero_data zeroes every row that held data");
     check(kv.n_used() == 0 && kv.used_end() == 0 && kv.seq_pos_max(0) == -1, "clear empties everything");
 
-    bool threw = false;
-    try {
-        kv.init(4, 1, 2, 2, 8 /* Q8_0 */, GPTNEOX_TYPE_F16);
-    } catch (const gptneox::error &e) {
-        threw = e.status() == GPTNEOX_STATUS_UNSUPPORTED;
-    }
-    check(threw, "a quantized cache type is refused");
+    auto refused = [](uint32_t type_k, int32_t head_dim, const char *words) {
+        gptneox::kv_cache c;
+        try {
+            c.init(4, 1, 2, head_dim, type_k, GPTNEOX_TYPE_F16);
+        } catch (const gptneox::error &e) {
+            return e.status() == GPTNEOX_STATUS_UNSUPPORTED && std::strstr(e.what(), words) != nullptr;
+        }
+        return false;
+    };
+    check(refused(GPTNEOX_TYPE_Q8_0, 48, "multiple of 32"), "a Q8_0 cache with a head dim of 48 is refused");
+    check(refused(GPTNEOX_TYPE_Q4_0, 64, "not supported"), "a Q4_0 cache is refused");
+
+    // Q8_0: a head's vector of 64 elements is 2 blocks of 34 bytes
+    kv.init(4, 2, 3, 64, GPTNEOX_TYPE_Q8_0, GPTNEOX_TYPE_F16);
+    check(kv.k_head_bytes() == 68 && kv.v_head_bytes() == 128 && kv.k_row_bytes() == 3 * 68,
+          "head and row bytes for a Q8_0 K / f16 V");
+    check(kv.k_head(1, 2) - kv.k_head(0, 0) == (1 * 3 + 2) * 4 * 68, "Q8_0 K layout [layer][head][cell][blocks]");
 }
 
 void test_random() {
