@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "kernels/erf-coefs.h"
+#include "kernels/gelu-coefs.h"
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -62,10 +63,36 @@ void erf_f32(const float *x, float *y, int64_t n) {
     }
 }
 
-constexpr double kSqrtHalf = 0.70710678118654752440;
+// Entry k (0..15) of a 16-float table, per lane: two 8-entry permutes and a blend.
+inline __m256 lookup16(const float *tab, __m256i k, __m256 upper) {
+    const __m256 a = _mm256_permutevar8x32_ps(_mm256_load_ps(tab), k);
+    const __m256 b = _mm256_permutevar8x32_ps(_mm256_load_ps(tab + 8), k);
+    return _mm256_blendv_ps(a, b, upper);
+}
+
+// GELU's erf in f32: gelu-avx512.cpp's gelu_erf16 (gelu-coefs.h) with 8 lanes. 0.76 instead of 2.8 ns
+// per float on Zen 4 (one thread, 2.9 M floats).
+inline __m256 gelu_erf8(__m256 x) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(0.70710678118654752440f));
+    const __m256 z4 = _mm256_mul_ps(z, _mm256_set1_ps(4.0f));
+    const __m256 kf = _mm256_min_ps(_mm256_round_ps(z4, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
+                                    _mm256_set1_ps(15.0f)); // NaN -> 15
+    const __m256i k = _mm256_cvttps_epi32(kf);
+    const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, _mm256_set1_epi32(7)));
+    const __m256 t = _mm256_sub_ps(z4, _mm256_add_ps(kf, _mm256_set1_ps(0.5f)));
+    constexpr int kDeg = int(sizeof(kGeluErfQ) / sizeof(kGeluErfQ[0]));
+    __m256 p = lookup16(kGeluErfQ[kDeg - 1], k, upper);
+    #pragma GCC unroll 8
+    for (int j = kDeg - 2; j >= 0; j--) p = _mm256_fmadd_ps(p, t, lookup16(kGeluErfQ[j], k, upper));
+    const __m256 r = _mm256_fmadd_ps(t, p, lookup16(kGeluErfLo, k, upper));
+    __m256 e = _mm256_add_ps(lookup16(kGeluErfHi, k, upper), r);
+    e = _mm256_blendv_ps(e, _mm256_set1_ps(1.0f), _mm256_cmp_ps(z, _mm256_set1_ps(4.0f), _CMP_GE_OQ));
+    return _mm256_or_ps(e, _mm256_and_ps(x, sign));
+}
 
 inline __m256 gelu8(__m256 x) {
-    const __m256 e = erf8(x, kSqrtHalf);
+    const __m256 e = gelu_erf8(x);
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 

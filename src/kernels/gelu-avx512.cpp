@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/erf-coefs.h"
+#include "kernels/gelu-coefs.h"
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -55,10 +56,32 @@ void erf_f32(const float *x, float *y, int64_t n) {
     }
 }
 
-constexpr double kSqrtHalf = 0.70710678118654752440;
+// GELU's erf in f32 (gelu-coefs.h: 16 intervals of width 1/4, a degree-6 polynomial each, the value at
+// the centre as an f32 pair): GELU uses 1 + erf, so erf needs ~2^-24 absolute, not erf_f32's correct
+// rounding; this one is within ~4e-8 of erf(z) for the f32 z = |x| * f32(1/sqrt 2), whose own rounding
+// adds up to ~3e-8. 8 permutes and 6 FMAs per 16 floats instead of two 8-lane double evaluations: on
+// Zen 4, 0.36 instead of 1.2 ns per float (one thread, 2.9 M floats). Every float in [-9, 9] (beyond,
+// erf is +-1 in f32 either way) gives a GELU within gelu_test's bound, checked once exhaustively.
+inline __m512 gelu_erf16(__m512 x) {
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752440f));
+    const __m512 z4 = _mm512_mul_ps(z, _mm512_set1_ps(4.0f));
+    const __m512 kf = _mm512_min_ps(_mm512_roundscale_ps(z4, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
+                                    _mm512_set1_ps(15.0f)); // NaN -> 15
+    const __m512i k = _mm512_cvttps_epi32(kf);
+    const __m512 t = _mm512_sub_ps(z4, _mm512_add_ps(kf, _mm512_set1_ps(0.5f)));
+    constexpr int kDeg = int(sizeof(kGeluErfQ) / sizeof(kGeluErfQ[0]));
+    __m512 p = _mm512_permutexvar_ps(k, _mm512_load_ps(kGeluErfQ[kDeg - 1]));
+    #pragma GCC unroll 8
+    for (int j = kDeg - 2; j >= 0; j--) p = _mm512_fmadd_ps(p, t, _mm512_permutexvar_ps(k, _mm512_load_ps(kGeluErfQ[j])));
+    const __m512 r = _mm512_fmadd_ps(t, p, _mm512_permutexvar_ps(k, _mm512_load_ps(kGeluErfLo)));
+    __m512 e = _mm512_add_ps(_mm512_permutexvar_ps(k, _mm512_load_ps(kGeluErfHi)), r);
+    e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(z, _mm512_set1_ps(4.0f), _CMP_GE_OQ), _mm512_set1_ps(1.0f));
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(e), sign));
+}
 
 inline __m512 gelu16(__m512 x) {
-    const __m512 e = erf16(x, kSqrtHalf);
+    const __m512 e = gelu_erf16(x);
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
