@@ -3,11 +3,12 @@
 The reference is Hugging Face's float64 forward pass with its keys and values (after the rotary
 embedding) rounded the way the cache stores them: per head, blocks of 32 elements, d = amax / 127 kept
 as f16, q = round(x / d). Our engine (f32 weights, so the cache is the only rounding) must match that
-to float rounding, and be visibly farther from plain HF (the test can tell a cache that rounds from one
-that does not). Then: batching never changes logits with this cache either; shifting every cached
-position (memory_seq_add, which re-rotates and re-quantizes K) continues like the unshifted sequence
-within the cache's own rounding; the state of a Q8_0 context saves and restores; bad combinations are
-refused with a message. Every test runs on each kernel path this CPU supports.
+within 1e-4 (f32 against float64, and now and then an element whose x / d lies within that rounding of a
+.5 boundary rounding the other way: 8.8e-6 seen), and be visibly farther from plain HF (the test can tell
+a cache that rounds from one that does not). Then: batching never changes logits with this cache either;
+shifting every cached position (memory_seq_add, which re-rotates and re-quantizes K) continues like the
+unshifted sequence within the cache's own rounding; the state of a Q8_0 context saves and restores; bad
+combinations are refused with a message. Every test runs on each kernel path this CPU supports.
 """
 
 from __future__ import annotations
