@@ -4,8 +4,10 @@ Each engine loads one GGUF (or its own model format) and answers three timings:
   pp(tokens)  seconds to evaluate the prompt in one batch (logits of the last position only), empty cache
   tg(tokens)  seconds to evaluate the tokens one by one (each a single-token decode), empty cache at start
 
-- OursEngine: libgptneox through neox_cpp._lib directly (no Llama layer), in this process. A fresh context
-  is made for each measurement and freed after it, so our thread pool is not alive while a peer runs.
+- OursEngine: libgptneox through neox_cpp._lib directly (no Llama layer), in this process. One context per
+  engine, emptied before each measurement (as the llama.cpp peer's Llama.reset()); between measurements
+  its thread pool's workers spin briefly and then sleep, and bench/run.py idles --settle seconds before
+  each measurement so they are asleep while a peer runs.
 - LlamaCppEngine: llama-cpp-python 0.3.36 compiled in full, in its own venv (tests/peer.py), driven through
   its high-level Llama.eval (n_batch = n_ubatch = 512, logits of the last position only).
 - CTranslate2Engine: CTranslate2 int8 (converted from the same HF checkpoint), optionally limited to AVX2,

@@ -12,8 +12,8 @@ decodes after --context prompt tokens, evaluated first in --pp batches and not t
 token and share, and for the matrix phases the weight bytes they stream per second against the read
 bandwidth measured right after (bench/bandwidth.c): memory-bound work should sit near it; attention the
 same for the K/V cache it reads (every cached position, K and V, every layer). Phases are summed over
-the --reps runs (fresh context each). Models come from bench/run.py's cache (NEOX_BENCH_CACHE; made if
-missing) unless --model names a GGUF.
+the --reps runs (each from an emptied cache, in one context). Models come from bench/run.py's cache
+(NEOX_BENCH_CACHE; made if missing) unless --model names a GGUF.
 """
 
 from __future__ import annotations

@@ -287,7 +287,8 @@ template <uint32_t KT, uint32_t VT> void attn_block_t(const attn_block_args &a) 
     int64_t g0, g1;
     attn_groups::range<kG>(a, &g0, &g1);
     const size_t ns = size_t(g1 - g0);
-    // 64-byte aligned pieces: [16][hdp] converted rows (8 used), [nq4][hdp] outputs, [nq][ns] scores
+    // 64-byte aligned pieces: [16][hdp] converted rows (8 used; Q8_0 V rows' block scales in the other 8's
+    // space), [nq4][hdp] outputs, [nq][ns] scores
     const int64_t hda = (hd + 15) & ~int64_t(15);
     float *kv = a.work;
     float *kvd = kv + kG * hda; // Q8_0: the rows' block scales, [8][nbp] (in the scratch's unused half)
