@@ -164,6 +164,11 @@ void gemm_packed_q8_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, co
     gemm_x16<q8_traits>(n, w, gb, n_rows, act, act_stride, prep, prep_stride, n_tok, y, y_stride, work);
 }
 
+void gemm_packed_q4_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+                         const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    gemm_x16<q4_traits>(n, w, gb, n_rows, act, act_stride, prep, prep_stride, n_tok, y, y_stride, work);
+}
+
 void fill_packed_avx512_vnni(kernels &k) {
     fill_packed<q4_traits>(k.traits[GPTNEOX_TYPE_Q4_0]);
     fill_packed<q8_traits>(k.traits[GPTNEOX_TYPE_Q8_0]);

@@ -80,6 +80,17 @@ struct type_traits {
     void (*gemm_packed)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act,
                         size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok, float *y,
                         size_t y_stride, void *work) = nullptr;
+    // Optional (nullptr: gemm_work_bytes): bytes of the work area each thread's gemm / gemm_packed call
+    // gets in prompt batches, for a kernel that needs more (gemm-amx.cpp).
+    size_t (*gemm_work_size)(int64_t n) = nullptr;
+    // Optional: the packed prompt kernel's own activation layout, made once per matmul of at least
+    // gemm_pack_min_tokens tokens, after gemm_prep: tile i (tokens 16i .. 16i + 15, zeros past n_tok) is
+    // written by gemm_pack(n, prep, prep_stride, n_tok, i, out) to gemm_pack_bytes(n) bytes at out (64-byte
+    // aligned). gemm_packed then gets the tiles as act, act_stride = that size rounded up to 64.
+    void (*gemm_pack)(int64_t n, const uint8_t *prep, size_t prep_stride, int64_t n_tok, int64_t tile,
+                      uint8_t *out) = nullptr;
+    size_t (*gemm_pack_bytes)(int64_t n) = nullptr;
+    int64_t gemm_pack_min_tokens = 0;
 };
 
 // Size of the gemm work area (kernels/gemm-avx512.cpp's layout).

@@ -58,22 +58,31 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     if (nth < 1) nth = 1;
 
     // Activations in vec_dot_type: f32 is used in place; otherwise quantized once into scratch.
-    // scratch: [quantized rows][gemm_prep rows][nth gemm work areas], each part 64-byte aligned.
     const uint8_t *act_q = reinterpret_cast<const uint8_t *>(x);
     size_t act_stride = static_cast<size_t>(x_stride) * sizeof(float);
     const size_t prep_bytes = tr.gemm_prep_size(ne0);
     const size_t prep_stride = use_prep ? (prep_bytes + 63) / 64 * 64 : 0;
-    const size_t work_bytes = use_prep && prompt ? (gemm_work_bytes(ne0) + 63) / 64 * 64 : 0;
-    uint8_t *prep = nullptr, *work_area = nullptr;
+    const size_t work_need = tr.gemm_work_size ? tr.gemm_work_size(ne0) : gemm_work_bytes(ne0);
+    const size_t work_bytes = use_prep && prompt ? (work_need + 63) / 64 * 64 : 0;
+    // the weight's copy in this path's own layout, if the loader made one (rows in groups of 16; chunks of
+    // kGemmRows rows start on a group)
+    const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
+    const int64_t pack_tiles =
+        packed && work_bytes && tr.gemm_pack && n_tokens >= tr.gemm_pack_min_tokens ? (n_tokens + 15) / 16 : 0;
+    const size_t pack_stride = pack_tiles ? (tr.gemm_pack_bytes(ne0) + 63) / 64 * 64 : 0;
+    uint8_t *prep = nullptr, *work_area = nullptr, *tiles = nullptr;
     if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
         act_stride = static_cast<size_t>(ne0 / at->blck) * at->type_size;
         const size_t q_bytes = (act_stride * static_cast<size_t>(n_tokens) + 63) / 64 * 64;
-        const size_t need = 64 + q_bytes + prep_stride * static_cast<size_t>(n_tokens) + work_bytes * size_t(nth);
+        // scratch: [quantized rows][gemm_prep rows][nth gemm work areas][gemm_pack tiles], each 64-byte aligned
+        const size_t need = 64 + q_bytes + prep_stride * static_cast<size_t>(n_tokens) + work_bytes * size_t(nth) +
+                            pack_stride * size_t(pack_tiles);
         if (scratch.size() < need) scratch.resize(need);
         uint8_t *q = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
         if (use_prep) {
             prep = q + q_bytes;
             if (work_bytes) work_area = prep + prep_stride * static_cast<size_t>(n_tokens);
+            if (pack_tiles) tiles = work_area + work_bytes * size_t(nth);
         }
         auto quantize = [&](int ith, int nt) {
             int64_t t0, t1;
@@ -87,6 +96,18 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
         else quantize(0, 1);
         act_q = q;
     }
+    // The packed prompt kernel's own tiles of the prepped tokens, once for every row range (kernels.h).
+    if (pack_tiles) {
+        auto pack = [&](int ith, int nt) {
+            int64_t i0, i1;
+            split_range(pack_tiles, ith, nt, &i0, &i1);
+            for (int64_t i = i0; i < i1; i++)
+                tr.gemm_pack(ne0, prep, prep_stride, n_tokens, i, tiles + size_t(i) * pack_stride);
+        };
+        pool.run(pack_tiles > 1 ? n_threads : 1, pack);
+        act_q = tiles;
+        act_stride = pack_stride;
+    }
 
     const size_t row_bytes = W.row_bytes;
     const uint8_t *wdata = static_cast<const uint8_t *>(W.data);
@@ -98,9 +119,6 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     auto vec_dot = tr.vec_dot;
     auto vec_dot_x4 = tr.vec_dot_x4;
     // rows [rb, re) against every token
-    // the weight's copy in this path's own layout, if the loader made one (rows in groups of 16; chunks of
-    // kGemmRows rows start on a group)
-    const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
     auto tile = [&](int64_t rb, int64_t re, int ith) {
         void *wk = work_area ? work_area + size_t(ith) * work_bytes : nullptr;
         // The bias of these rows is read after the kernel, and in decode it is cold (every weight has

@@ -4,9 +4,10 @@
 // exactly the bits of matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
 // 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
 // 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
-// The AMX path's Q8_0 tile kernel runs here too, and on a CPU with AVX-512 VNNI but no AMX, the same
-// kernel with its tile instructions emulated in scalar code (fill_gemm_amx_emulated): its layouts, loops
-// and tails are checked on any AVX-512 VNNI machine, the instructions themselves only on AMX hardware.
+// The AMX path's Q8_0 tile kernel runs here too: as dispatched, and with one token tile per chunk (so
+// these batches cover its chunking); on any CPU with AVX-512 VNNI, the latter with its tile instructions
+// emulated in scalar code (fill_gemm_amx_test): its layouts, loops and tails are checked on any AVX-512
+// VNNI machine, the instructions themselves only on AMX hardware.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -106,10 +107,19 @@ int main() {
     const kernels *vnni = get_kernels(GPTNEOX_KERNELS_AVX512);
     if (vnni && f.avx512vnni) {
         kernels emu = *vnni;
-        fill_gemm_amx_emulated(emu);
+        fill_gemm_amx_test(emu, true);
+        test_type(emu, pool, GPTNEOX_TYPE_Q4_0, "amx-emulated");
         test_type(emu, pool, GPTNEOX_TYPE_Q8_0, "amx-emulated");
     } else {
         std::printf("skip amx-emulated: its f32 part needs AVX-512 VNNI\n");
+    }
+    if (const kernels *amx = get_kernels(GPTNEOX_KERNELS_AMX)) {
+        kernels small = *amx;
+        fill_gemm_amx_test(small, false);
+        test_type(small, pool, GPTNEOX_TYPE_Q4_0, "amx-small-chunks");
+        test_type(small, pool, GPTNEOX_TYPE_Q8_0, "amx-small-chunks");
+    } else {
+        std::printf("skip amx-small-chunks: no AMX-INT8\n");
     }
     return report();
 }
