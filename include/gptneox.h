@@ -101,8 +101,9 @@ enum gptneox_kernel_path {
     GPTNEOX_KERNELS_SCALAR = 1, /* portable reference code, always available */
     GPTNEOX_KERNELS_AVX2 = 2,   /* AVX2 + FMA + F16C */
     GPTNEOX_KERNELS_AVX512 = 3, /* AVX-512 F/BW/VL (+VNNI where present) */
-    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI, plus AMX-INT8 tiles for Q8_0 prompt batches of 16+
-                                   tokens (weights repacked at load); AUTO does not pick it yet */
+    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI, plus AMX-INT8 tiles for Q8_0 / Q4_0 prompt batches of
+                                   16+ tokens (weights repacked at load); AUTO picks it where the CPU has
+                                   AMX-INT8 and the OS grants the tile state */
 };
 /* Whether this CPU (and this build) can run `path`. */
 GPTNEOX_API bool gptneox_kernel_path_supported(enum gptneox_kernel_path path);

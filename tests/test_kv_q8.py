@@ -39,7 +39,8 @@ F16 = _lib.GPTNEOX_TYPE_F16
 F32 = _lib.GPTNEOX_TYPE_F32
 PATHS = [pytest.param(p, id=n) for p, n in ((_lib.GPTNEOX_KERNELS_SCALAR, "scalar"),
                                             (_lib.GPTNEOX_KERNELS_AVX2, "avx2"),
-                                            (_lib.GPTNEOX_KERNELS_AVX512, "avx512"))]
+                                            (_lib.GPTNEOX_KERNELS_AVX512, "avx512"),
+                                            (_lib.GPTNEOX_KERNELS_AMX, "amx"))]
 N_TOKENS = 64
 Case = Tuple[Path, Path, List[int], np.ndarray, np.ndarray]
 

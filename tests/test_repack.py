@@ -19,8 +19,10 @@ from neox_cpp.quantize import quantize_file
 
 
 def _packs_here(qtype: str) -> bool:
-    """Whether this CPU's best kernel table repacks qtype: AVX-512 VNNI both types, AVX2 Q4_0."""
+    """Whether this CPU's best kernel table repacks qtype: AMX and AVX-512 VNNI both types, AVX2 Q4_0."""
     info = (_lib.gptneox_print_system_info() or b"").decode()
+    if "kernels = amx" in info:
+        return True
     if "kernels = avx512" in info:
         return "AVX512_VNNI = 1" in info
     return "kernels = avx2" in info and qtype == "q4_0"

@@ -68,6 +68,9 @@ kernels build(enum gptneox_kernel_path path) {
 
 enum gptneox_kernel_path best_kernel_path() {
     const cpu_features &f = detect_cpu();
+    // AMX: the AVX-512 table with the tile kernel for prompt batches, where the CPU has it and the OS
+    // grants the tile state (asked once, the first time; a refusal falls back to AVX-512)
+    if (amx_ok(f) && get_kernels(GPTNEOX_KERNELS_AMX) != nullptr) return GPTNEOX_KERNELS_AMX;
     if (avx512_ok(f)) return GPTNEOX_KERNELS_AVX512;
     if (avx2_ok(f)) return GPTNEOX_KERNELS_AVX2;
     return GPTNEOX_KERNELS_SCALAR;
