@@ -12,6 +12,9 @@
  *   avx512_bf16  vdpbf16ps zmm: 32 bf16 pair products into f32 per instruction
  *   fma256_f32   vfmadd ymm: 8 per instruction
  *   fma512_f32   vfmadd zmm: 16 per instruction
+ *   amx_int8     tdpbssd on full tiles (16 x 64 bytes by 16 x 64): 16 * 16 * 64 s8 x s8 multiply-adds into
+ *                s32 per instruction, 6 accumulator tiles (the other 2 hold A and B); only where cpuid says
+ *                AMX-INT8, XCR0 has the tile state and the OS grants it (arch_prctl)
  * Each kernel is compiled for its instruction set with a target attribute (the file itself is built with
  * plain -O2, no -m flags) and runs only if __builtin_cpu_supports says the CPU has every feature it needs.
  */
@@ -22,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define CHAINS 12
 #define INNER 1000
@@ -170,6 +176,68 @@ __attribute__((target("avx512f"))) static uint64_t k_fma512(uint64_t iters, int 
     return (uint64_t)_mm512_reduce_add_ps(s);
 }
 
+/* AMX-INT8: each thread configures its own tiles; 12 TDPBSSDs per inner step, 2 rounds over 6 C tiles. */
+struct tile_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((aligned(64)));
+
+__attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t iters, int seed) {
+    struct tile_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
+    static __thread int8_t a[16 * 64] __attribute__((aligned(64))), b[16 * 64] __attribute__((aligned(64)));
+    static __thread int32_t out[6][256] __attribute__((aligned(64)));
+    memset(a, seed | 1, sizeof a);
+    memset(b, seed + 3, sizeof b);
+    __asm__ volatile("" ::: "memory");
+    _tile_loadconfig(&c);
+    _tile_loadd(0, a, 64);
+    _tile_loadd(1, b, 64);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (uint64_t i = 0; i < iters; i++) {
+        for (int j = 0; j < INNER; j++) {
+            for (int r = 0; r < 2; r++) {
+                _tile_dpbssd(2, 0, 1);
+                _tile_dpbssd(3, 0, 1);
+                _tile_dpbssd(4, 0, 1);
+                _tile_dpbssd(5, 0, 1);
+                _tile_dpbssd(6, 0, 1);
+                _tile_dpbssd(7, 0, 1);
+            }
+        }
+    }
+    _tile_stored(2, out[0], 64);
+    _tile_stored(3, out[1], 64);
+    _tile_stored(4, out[2], 64);
+    _tile_stored(5, out[3], 64);
+    _tile_stored(6, out[4], 64);
+    _tile_stored(7, out[5], 64);
+    _tile_release();
+    uint64_t s = 0;
+    for (int t = 0; t < 6; t++) s += (uint64_t)(uint32_t)out[t][seed & 255];
+    return s;
+}
+
+/* cpuid AMX-TILE + AMX-INT8, the OS saving the tile state (XCR0 bits 17-18), and Linux granting it to this
+ * process (ARCH_REQ_XCOMP_PERM for XTILEDATA; until then a tile instruction faults) */
+static int amx_int8_usable(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x60000) != 0x60000) return 0;
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
 struct kernel {
     const char *name;
     kernel_fn fn;
@@ -230,6 +298,7 @@ int main(int argc, char **argv) {
          __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")},
         {"fma256_f32", k_fma256, 8, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
         {"fma512_f32", k_fma512, 16, __builtin_cpu_supports("avx512f")},
+        {"amx_int8", k_amx_int8, 16 * 16 * 64, amx_int8_usable()},
     };
     uint64_t sink = 0;
     for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {

@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         eng.close()
     peaks = roofline.measure_peaks(args.threads, cache)
-    engine_name = "neox_cpp AVX2" if args.kernels == "avx2" else "neox_cpp"
+    engine_name = {"avx2": "neox_cpp AVX2", "avx512": "neox_cpp avx512"}.get(args.kernels, "neox_cpp")
     fam = roofline.engine_isa(engine_name, wtype, peaks)
     peak = roofline.family_peak(fam, peaks) if fam else 0.0
 

@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 # Which measured peak (bench/peak.c kernel names) an engine's prompt kernels are held against: the best
 # rate of each family (e.g. VNNI on ymm and on zmm: Zen 4 runs both at 64 MACs/cycle, Intel zmm faster).
 FAMILIES = {
+    "amx": ("amx_int8",),
     "vnni": ("avx512_vnni", "avx512_vnni256", "avx_vnni"),
     "avx2_int8": ("avx2_int8",),
     "fma": ("fma512_f32", "fma256_f32"),
@@ -81,8 +82,10 @@ def best_peaks(a: Dict[str, float], b: Dict[str, float]) -> Dict[str, float]:
 
 def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str]:
     """The instruction family (FAMILIES) an engine's prompt matrix products are held against on this CPU.
-    Integer rows (q8_0/q4_0/int8): VNNI if the CPU has it, else AVX2 vpmaddubsw, and AVX2 for engines
-    limited to it (llama.cpp's AVX2 build, CTranslate2 with CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
+    Integer rows (q8_0/q4_0/int8): AMX-INT8 tiles if the CPU has them (our default path and CTranslate2's
+    oneDNN use them there), else VNNI, else AVX2 vpmaddubsw; VNNI for engines limited to AVX-512 (our
+    "avx512" row) and AVX2 for engines limited to it (llama.cpp's AVX2 build, CTranslate2 with
+    CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
     Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited); bf16 rows of engines
     that multiply bf16 pairs (ours and torch, VDPBF16PS) against that instruction's peak where the CPU
     has it."""
@@ -92,7 +95,8 @@ def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str
     elif wtype in ("f16", "bf16", "f32"):
         fams = ("fma256",) if avx2_only else ("fma",)
     else:
-        fams = ("avx2_int8",) if avx2_only else ("vnni", "avx2_int8")
+        fams = ("avx2_int8",) if avx2_only else (("vnni", "avx2_int8") if "avx512" in engine.lower()
+                                                 else ("amx", "vnni", "avx2_int8"))
     for f in fams:
         if family_peak(f, peaks):
             return f

@@ -152,9 +152,10 @@ def make_engines(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse
     if args.ours_avx2:
         add(table.EngineRun("neox_cpp avx2", fmt, size, per_tok),
             lambda: engines.OursEngine(path, 512, 512, args.threads, kernel_path=2))
-    if wtype == "q8_0" and _amx_supported():  # AUTO does not pick AMX yet: its own row where the CPU has it
-        add(table.EngineRun("neox_cpp amx", fmt, size, per_tok),
-            lambda: engines.OursEngine(path, 512, 512, args.threads, kernel_path=4))
+    if wtype in ("q8_0", "q4_0") and _amx_supported():
+        # AUTO runs the AMX tiles for prompts here; the AVX-512 (VNNI) path beside it shows what they add
+        add(table.EngineRun("neox_cpp avx512", fmt, size, per_tok),
+            lambda: engines.OursEngine(path, 512, 512, args.threads, kernel_path=3))
     if not args.no_peer:
         reason = engines._peer.peer_missing_reason()
         run = table.EngineRun("llama.cpp", fmt, size, per_tok)

@@ -90,5 +90,11 @@ def test_llama_cpp_rows_are_held_against_avx2() -> None:
     for name in ("llama.cpp", "llama.cpp FA", "llama.cpp FA q8_0 KV", "CTranslate2 AVX2", "neox_cpp avx2"):
         assert roofline.engine_isa(name, "q8_0", peaks) == "avx2_int8", name
         assert roofline.engine_isa(name, "f16", peaks) == "fma256", name
-    for name in ("neox_cpp", "CTranslate2"):
+    for name in ("neox_cpp", "CTranslate2", "neox_cpp avx512"):
         assert roofline.engine_isa(name, "q8_0", peaks) == "vnni", name
+    # on an AMX CPU: ours (its default path) and CTranslate2 against the tiles, our AVX-512 row against VNNI
+    amx = dict(peaks, amx_int8=7400.0)
+    for name in ("neox_cpp", "CTranslate2"):
+        assert roofline.engine_isa(name, "q8_0", amx) == "amx", name
+    assert roofline.engine_isa("neox_cpp avx512", "q4_0", amx) == "vnni"
+    assert roofline.engine_isa("llama.cpp", "q8_0", amx) == "avx2_int8"
