@@ -63,7 +63,9 @@ mkdir -p "$WHEELS" "$SRC"
 sdist=$(ls "$PEER_DIR"/llama_cpp_python-$VERSION.tar.gz 2>/dev/null || true)
 if [ -z "$sdist" ]; then
     say "downloading the llama-cpp-python $VERSION sdist"
-    "$PYTHON" -m pip download --no-cache-dir --no-deps --no-binary :all: -d "$PEER_DIR" \
+    # (--no-binary for this package only: with :all:, pip builds the sdist's build dependencies from
+    # source too, to read its metadata -- cmake among them, 20+ minutes on 2 cores)
+    "$PYTHON" -m pip download --no-cache-dir --no-deps --no-binary llama-cpp-python -d "$PEER_DIR" \
         "llama-cpp-python==$VERSION"
     sdist=$PEER_DIR/llama_cpp_python-$VERSION.tar.gz
 fi
