@@ -39,7 +39,7 @@ $(BUILD)/%-avx512.o: %-avx512.cpp $(HDRS)
 
 $(BUILD)/%-amx.o: %-amx.cpp $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(AVX512_FLAGS) -mamx-tile -mamx-int8 -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16 -c $< -o $@
 
 $(BUILD)/%.o: %.cpp $(HDRS)
 	@mkdir -p $(dir $@)

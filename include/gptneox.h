@@ -102,8 +102,9 @@ enum gptneox_kernel_path {
     GPTNEOX_KERNELS_AVX2 = 2,   /* AVX2 + FMA + F16C */
     GPTNEOX_KERNELS_AVX512 = 3, /* AVX-512 F/BW/VL (+VNNI where present) */
     GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI, plus AMX-INT8 tiles for Q8_0 / Q4_0 prompt batches of
-                                   16+ tokens (weights repacked at load); AUTO picks it where the CPU has
-                                   AMX-INT8 and the OS grants the tile state */
+                                   16+ tokens and AMX-BF16 tiles for BF16 weights (weights repacked at
+                                   load); AUTO picks it where the CPU has AMX-INT8 and the OS grants the
+                                   tile state */
 };
 /* Whether this CPU (and this build) can run `path`. */
 GPTNEOX_API bool gptneox_kernel_path_supported(enum gptneox_kernel_path path);

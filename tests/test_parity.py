@@ -159,7 +159,7 @@ def test_f16_hidden72(work: Path, kernel_path: int) -> None:
 
 
 @pytest.mark.parametrize("kernel_path", PATHS)
-@pytest.mark.parametrize("outtype", ["f32", "f16", "q8_0", "q4_0"])
+@pytest.mark.parametrize("outtype", ["f32", "f16", "bf16", "q8_0", "q4_0"])
 def test_batching_gives_same_logits(work: Path, outtype: str, kernel_path: int) -> None:
     _need_path(kernel_path)
     name = "parallel-rot0.25-bpe-old-safetensors"

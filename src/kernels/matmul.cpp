@@ -166,7 +166,7 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     // should be long: a thread claims 1 / (2 * nth) of the chunks left (at least one, at most
     // kMaxClaimChunks, so a thread the OS preempts holds little work), i.e. long ranges first and short
     // ones at the end, where they even out the threads' finishing times.
-    const bool guided = use_gemm && tr.vec_dot_type == GPTNEOX_TYPE_Q8_0;
+    const bool guided = use_gemm && (tr.vec_dot_type == GPTNEOX_TYPE_Q8_0 || packed);
     auto work = [&](int ith, int) {
         for (;;) {
             int64_t c = next_chunk.load(std::memory_order_relaxed), take = 1;

@@ -1,4 +1,4 @@
-// The x16 layouts of Q4_0 / Q8_0 matrices repacked at load (use_extra_bufts, loader/repack.cpp), shared
+// The x16 layouts of Q4_0 / Q8_0 (and, for AMX, BF16) matrices repacked at load (use_extra_bufts, loader/repack.cpp), shared
 // by the kernel paths that read them: gemm-packed-avx512.cpp (16 rows per 64-byte vector) and
 // gemm-avx2.cpp (Q4_0: rows 0-7 / 8-15 as the low / high 32 bytes of each vector). A path declares the
 // layout it reads in type_traits::packed_layout; a copy made by one path is read by every path that
@@ -28,7 +28,7 @@ namespace gptneox {
 // external linkage, which could be an AVX-512 build of it reached from the AVX2 or scalar path.
 namespace {
 
-constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2;
+constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2, kPackedBf16x16 = 3;
 
 inline int64_t x16_even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
 template <bool Q4> constexpr size_t x16_qbytes() { return Q4 ? 256 : 512; }
@@ -61,6 +61,25 @@ template <bool Q4> void repack_x16_ref(int64_t n, const void *wv, size_t row_byt
                 std::memcpy(sc + 2 * r, blk, 2);
                 for (int v = 0; v < kVec; v++)
                     for (int e = 0; e < 4; e++) qv[64 * v + 4 * r + e] = uint8_t(blk[2 + 4 * v + e] ^ (Q4 ? 0 : 0x80));
+            }
+        }
+    }
+}
+
+// BF16 (gemm-bf16-amx.cpp): AMX-BF16's B layout. A group of 16 rows, per block of 32 elements 1 KiB: 16
+// lines (element pairs p) of 16 rows x 2 bf16, i.e. row r's element 32b + 2p + i at byte 1024b + 64p + 4r + 2i.
+// Rows of n % 32 != 0 elements are not repacked (group bytes 0).
+inline size_t bf16x16_group_bytes(int64_t n) { return n % 32 ? 0 : 32 * size_t(n); }
+inline void repack_bf16x16_ref(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    const size_t gb = bf16x16_group_bytes(n);
+    for (int64_t g = 0; g < n_rows / 16; g++) {
+        uint32_t *grp = reinterpret_cast<uint32_t *>(out + size_t(g) * gb);
+        for (int r = 0; r < 16; r++) {
+            const uint8_t *row = static_cast<const uint8_t *>(wv) + size_t(16 * g + r) * row_bytes;
+            for (int64_t j = 0; j < n / 2; j++) {
+                uint32_t pair; // elements 2j, 2j + 1
+                std::memcpy(&pair, row + 4 * j, 4);
+                grp[256 * (j / 16) + 16 * (j % 16) + r] = pair;
             }
         }
     }

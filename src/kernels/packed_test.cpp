@@ -4,10 +4,11 @@
 // exactly the bits of matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
 // 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
 // 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
-// The AMX path's Q8_0 tile kernel runs here too: as dispatched, and with one token tile per chunk (so
+// The AMX path's Q8_0 / Q4_0 tile kernel runs here too: as dispatched, and with one token tile per chunk (so
 // these batches cover its chunking); on any CPU with AVX-512 VNNI, the latter with its tile instructions
 // emulated in scalar code (fill_gemm_amx_test): its layouts, loops and tails are checked on any AVX-512
 // VNNI machine, the instructions themselves only on AMX hardware.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -90,6 +91,73 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type, const char *l
     }
 }
 
+float bf16_value(uint16_t h) {
+    const uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+// BF16 weights on the AMX path's tiles (gemm-bf16-amx.cpp): the tiles' own summation, so against a
+// double-precision dot of the same bf16 values within the worst-case bound of any f32 summation order
+// (n roundings of at most 2^-24 of the running sum, which never exceeds sum |a w|), and bit for bit
+// against itself: a token gives the same bits alone and in any batch.
+void test_bf16_amx(const kernels &k, thread_pool &pool) {
+    const type_traits &t = k.traits[GPTNEOX_TYPE_BF16];
+    if (t.packed_layout != kPackedBf16x16) {
+        std::printf("amx bf16: no tile kernel here (needs AMX-BF16 and AVX512_BF16)\n");
+        return;
+    }
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t n : {32, 96, 1024, 2816 + 32}) {
+        for (int64_t rows : {16, 48, 80, 368}) {
+            std::snprintf(g_ctx, sizeof g_ctx, "amx bf16 n=%lld rows=%lld", static_cast<long long>(n),
+                          static_cast<long long>(rows));
+            std::vector<uint16_t> w(size_t(n * rows));
+            for (auto &v : w) v = fp32_to_bf16(0.05f * nd(rng));
+            const size_t rb = size_t(n) * 2, gb = t.packed_group_bytes(n);
+            void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
+            t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
+            weight P = weight::rows(GPTNEOX_TYPE_BF16, n, rows, rb, w.data());
+            P.packed = static_cast<const uint8_t *>(mem);
+            P.packed_layout = t.packed_layout;
+            P.packed_group_bytes = gb;
+            const int64_t max_tok = 37;
+            std::vector<float> x(size_t(n * max_tok));
+            for (auto &v : x) v = nd(rng);
+            std::vector<uint16_t> xb(x.size());
+            t.from_float(x.data(), xb.data(), n * max_tok);
+            // each token alone
+            std::vector<float> alone(size_t(rows * max_tok));
+            std::vector<uint8_t> s;
+            for (int64_t tk = 0; tk < max_tok; tk++)
+                matmul(k, pool, 1, P, nullptr, x.data() + tk * n, 1, n, alone.data() + tk * rows, rows, s);
+            double worst = 0.0;
+            for (int64_t tk = 0; tk < max_tok; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double ref = 0.0, mag = 0.0;
+                    for (int64_t i = 0; i < n; i++) {
+                        const double p = double(bf16_value(w[size_t(r * n + i)])) * bf16_value(xb[size_t(tk * n + i)]);
+                        ref += p, mag += std::fabs(p);
+                    }
+                    const double err = std::fabs(double(alone[size_t(tk * rows + r)]) - ref);
+                    const double bound = double(n) * std::ldexp(1.0, -24) * mag + 1e-30;
+                    if (err / bound > worst) worst = err / bound;
+                }
+            check(worst <= 1.0, "within the f32 summation bound of the double reference", worst);
+            for (int64_t nt : {2, 5, 16, 17, 37}) {
+                for (int th : {1, 2}) {
+                    std::vector<float> y(size_t(rows * nt), -1.0f);
+                    matmul(k, pool, th, P, nullptr, x.data(), nt, n, y.data(), rows, s);
+                    check(std::memcmp(y.data(), alone.data(), y.size() * 4) == 0, "batch == token alone, bit for bit",
+                          double(nt), th);
+                }
+            }
+            std::free(mem);
+        }
+    }
+}
+
 } // namespace
 
 int main() {
@@ -121,5 +189,7 @@ int main() {
     } else {
         std::printf("skip amx-small-chunks: no AMX-INT8\n");
     }
+    if (const kernels *amx = get_kernels(GPTNEOX_KERNELS_AMX)) test_bf16_amx(*amx, pool);
+    else std::printf("skip amx bf16: no AMX\n");
     return report();
 }

@@ -75,6 +75,7 @@ void repack_weights(model &m, const char *path) {
         const type_traits *tr = k->get(w.type);
         if (!tr || !tr->repack || !w.data || w.ne1 % 16 != 0 || w.ne0 % tr->blck != 0) return;
         const size_t gb = tr->packed_group_bytes(w.ne0);
+        if (gb == 0) return; // a row length the layout does not take
         jobs.push_back({&w, tr, gb, total});
         total += (gb * size_t(w.ne1 / 16) + 63) / 64 * 64;
     };
