@@ -15,6 +15,8 @@
  *   amx_int8     tdpbssd on full tiles (16 x 64 bytes by 16 x 64): 16 * 16 * 64 s8 x s8 multiply-adds into
  *                s32 per instruction, 6 accumulator tiles (the other 2 hold A and B); only where cpuid says
  *                AMX-INT8, XCR0 has the tile state and the OS grants it (arch_prctl)
+ *   amx_bf16     tdpbf16ps on full tiles: 16 * 16 * 32 bf16 pair products into f32 per instruction, the same
+ *                way (cpuid AMX-BF16)
  * Each kernel is compiled for its instruction set with a target attribute (the file itself is built with
  * plain -O2, no -m flags) and runs only if __builtin_cpu_supports says the CPU has every feature it needs.
  */
@@ -226,11 +228,53 @@ __attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t
     return s;
 }
 
-/* cpuid AMX-TILE + AMX-INT8, the OS saving the tile state (XCR0 bits 17-18), and Linux granting it to this
+__attribute__((target("amx-tile,amx-bf16"))) static uint64_t k_amx_bf16(uint64_t iters, int seed) {
+    struct tile_cfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
+    static __thread uint16_t a[16 * 32] __attribute__((aligned(64))), b[16 * 32] __attribute__((aligned(64)));
+    static __thread float out[6][256] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 32; i++) a[i] = 0x3f80, b[i] = (uint16_t)(0x3000 + (seed & 7)); /* 1.0, tiny */
+    __asm__ volatile("" ::: "memory");
+    _tile_loadconfig(&c);
+    _tile_loadd(0, a, 64);
+    _tile_loadd(1, b, 64);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_zero(5);
+    _tile_zero(6);
+    _tile_zero(7);
+    for (uint64_t i = 0; i < iters; i++) {
+        for (int j = 0; j < INNER; j++) {
+            for (int r = 0; r < 2; r++) {
+                _tile_dpbf16ps(2, 0, 1);
+                _tile_dpbf16ps(3, 0, 1);
+                _tile_dpbf16ps(4, 0, 1);
+                _tile_dpbf16ps(5, 0, 1);
+                _tile_dpbf16ps(6, 0, 1);
+                _tile_dpbf16ps(7, 0, 1);
+            }
+        }
+    }
+    _tile_stored(2, out[0], 64);
+    _tile_stored(3, out[1], 64);
+    _tile_stored(4, out[2], 64);
+    _tile_stored(5, out[3], 64);
+    _tile_stored(6, out[4], 64);
+    _tile_stored(7, out[5], 64);
+    _tile_release();
+    float s = 0;
+    for (int t = 0; t < 6; t++) s += out[t][seed & 255];
+    return (uint64_t)s;
+}
+
+/* cpuid AMX-TILE + the AMX feature (bit 25 INT8, 22 BF16), the OS saving the tile state (XCR0 bits 17-18), and Linux granting it to this
  * process (ARCH_REQ_XCOMP_PERM for XTILEDATA; until then a tile instruction faults) */
-static int amx_int8_usable(void) {
+static int amx_usable(unsigned feature_bit) {
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 25))) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << feature_bit))) return 0;
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return 0;
     uint32_t lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -298,7 +342,8 @@ int main(int argc, char **argv) {
          __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16")},
         {"fma256_f32", k_fma256, 8, __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")},
         {"fma512_f32", k_fma512, 16, __builtin_cpu_supports("avx512f")},
-        {"amx_int8", k_amx_int8, 16 * 16 * 64, amx_int8_usable()},
+        {"amx_int8", k_amx_int8, 16 * 16 * 64, amx_usable(25)},
+        {"amx_bf16", k_amx_bf16, 16 * 16 * 32, amx_usable(22)},
     };
     uint64_t sink = 0;
     for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {

@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 # rate of each family (e.g. VNNI on ymm and on zmm: Zen 4 runs both at 64 MACs/cycle, Intel zmm faster).
 FAMILIES = {
     "amx": ("amx_int8",),
+    "amx_bf16": ("amx_bf16",),
     "vnni": ("avx512_vnni", "avx512_vnni256", "avx_vnni"),
     "avx2_int8": ("avx2_int8",),
     "fma": ("fma512_f32", "fma256_f32"),
@@ -87,11 +88,11 @@ def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str
     "avx512" row) and AVX2 for engines limited to it (llama.cpp's AVX2 build, CTranslate2 with
     CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
     Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited); bf16 rows of engines
-    that multiply bf16 pairs (ours and torch, VDPBF16PS) against that instruction's peak where the CPU
-    has it."""
+    that multiply bf16 pairs (ours and torch) against AMX-BF16 tiles where the CPU has them, else
+    VDPBF16PS where it has that."""
     avx2_only = "AVX2" in engine or "avx2" in engine or engine.startswith("llama.cpp")
     if wtype == "bf16" and not avx2_only:
-        fams: Tuple[str, ...] = ("bf16dp", "fma")
+        fams: Tuple[str, ...] = ("amx_bf16", "bf16dp", "fma")
     elif wtype in ("f16", "bf16", "f32"):
         fams = ("fma256",) if avx2_only else ("fma",)
     else:

@@ -123,8 +123,8 @@ def render(rows: List[Row], bw: float, peaks: Dict[str, float], tests: List[str]
 def peaks_line(peaks: Dict[str, float]) -> str:
     if not peaks:
         return "Peak MAC rates: not measured (bench/peak.c could not be built or run)."
-    order = ["amx_int8", "avx512_vnni", "avx512_vnni256", "avx_vnni", "avx2_int8", "avx512bw_int8",
-             "avx512_bf16", "fma512_f32", "fma256_f32"]
+    order = ["amx_int8", "amx_bf16", "avx512_vnni", "avx512_vnni256", "avx_vnni", "avx2_int8",
+             "avx512bw_int8", "avx512_bf16", "fma512_f32", "fma256_f32"]
     parts = [f"{k} {peaks[k]:.0f}" for k in order if k in peaks]
     return ("Peak multiply-adds (bench/peak.c, GMAC/s, same threads, best of before/after): "
             + ", ".join(parts) + ".")

@@ -98,3 +98,7 @@ def test_llama_cpp_rows_are_held_against_avx2() -> None:
         assert roofline.engine_isa(name, "q8_0", amx) == "amx", name
     assert roofline.engine_isa("neox_cpp avx512", "q4_0", amx) == "vnni"
     assert roofline.engine_isa("llama.cpp", "q8_0", amx) == "avx2_int8"
+    # bf16 rows: AMX-BF16 tiles where measured, else VDPBF16PS
+    assert roofline.engine_isa("neox_cpp", "bf16", dict(peaks, avx512_bf16=116.0)) == "bf16dp"
+    with_amx = dict(peaks, avx512_bf16=116.0, amx_bf16=3400.0)
+    assert roofline.engine_isa("torch bf16", "bf16", with_amx) == "amx_bf16"
