@@ -6,8 +6,8 @@
 // by other load). Usage: kernels_bench [seconds per case] [token counts, e.g. 1,8,64] [paths, e.g.
 // avx512,avx2,scalar,avx2p,avx512p,amxp] [types, e.g. q4_0,q8_0,f16,bf16] [output rows] [inputs] (defaults: 1.0
 // 1,64 scalar,avx2,avx512,avx2p,avx512p,amxp q8_0,q4_0 11264). avx2p / avx512p / amxp: that path on the
-// weights repacked at load (use_extra_bufts; amxp: the AMX path, tiles for Q8_0 batches of 16+ tokens,
-// on CPUs that have AMX-INT8). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
+// weights repacked at load (use_extra_bufts; amxp: the AMX path, tiles for Q8_0 / Q4_0 batches of 16+
+// tokens and for BF16 weights, on CPUs that have AMX). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
 // Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/kernels_bench
 //   build/kernels_bench
