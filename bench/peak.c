@@ -185,15 +185,13 @@ struct tile_cfg {
     uint8_t rows[16];
 } __attribute__((aligned(64)));
 
-__attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t iters, int seed) {
+/* Both AMX kernels: 8 tiles of 16 rows x 64 bytes, A (tile 0) and B (tile 1) loaded from a and b, the 6
+ * accumulator tiles 2-7 zero. */
+__attribute__((target("amx-tile"))) static void amx_begin(const void *a, const void *b) {
     struct tile_cfg c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
-    static __thread int8_t a[16 * 64] __attribute__((aligned(64))), b[16 * 64] __attribute__((aligned(64)));
-    static __thread int32_t out[6][256] __attribute__((aligned(64)));
-    memset(a, seed | 1, sizeof a);
-    memset(b, seed + 3, sizeof b);
     __asm__ volatile("" ::: "memory");
     _tile_loadconfig(&c);
     _tile_loadd(0, a, 64);
@@ -204,6 +202,25 @@ __attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t
     _tile_zero(5);
     _tile_zero(6);
     _tile_zero(7);
+}
+
+/* The 6 accumulator tiles to out (6 x 1 KiB), then the tiles released. */
+__attribute__((target("amx-tile"))) static void amx_end(uint8_t *out) {
+    _tile_stored(2, out, 64);
+    _tile_stored(3, out + 1024, 64);
+    _tile_stored(4, out + 2048, 64);
+    _tile_stored(5, out + 3072, 64);
+    _tile_stored(6, out + 4096, 64);
+    _tile_stored(7, out + 5120, 64);
+    _tile_release();
+}
+
+__attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t iters, int seed) {
+    static __thread int8_t a[16 * 64] __attribute__((aligned(64))), b[16 * 64] __attribute__((aligned(64)));
+    static __thread int32_t out[6][256] __attribute__((aligned(64)));
+    memset(a, seed | 1, sizeof a);
+    memset(b, seed + 3, sizeof b);
+    amx_begin(a, b);
     for (uint64_t i = 0; i < iters; i++) {
         for (int j = 0; j < INNER; j++) {
             for (int r = 0; r < 2; r++) {
@@ -216,36 +233,17 @@ __attribute__((target("amx-tile,amx-int8"))) static uint64_t k_amx_int8(uint64_t
             }
         }
     }
-    _tile_stored(2, out[0], 64);
-    _tile_stored(3, out[1], 64);
-    _tile_stored(4, out[2], 64);
-    _tile_stored(5, out[3], 64);
-    _tile_stored(6, out[4], 64);
-    _tile_stored(7, out[5], 64);
-    _tile_release();
+    amx_end((uint8_t *)out);
     uint64_t s = 0;
     for (int t = 0; t < 6; t++) s += (uint64_t)(uint32_t)out[t][seed & 255];
     return s;
 }
 
 __attribute__((target("amx-tile,amx-bf16"))) static uint64_t k_amx_bf16(uint64_t iters, int seed) {
-    struct tile_cfg c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
     static __thread uint16_t a[16 * 32] __attribute__((aligned(64))), b[16 * 32] __attribute__((aligned(64)));
     static __thread float out[6][256] __attribute__((aligned(64)));
     for (int i = 0; i < 16 * 32; i++) a[i] = 0x3f80, b[i] = (uint16_t)(0x3000 + (seed & 7)); /* 1.0, tiny */
-    __asm__ volatile("" ::: "memory");
-    _tile_loadconfig(&c);
-    _tile_loadd(0, a, 64);
-    _tile_loadd(1, b, 64);
-    _tile_zero(2);
-    _tile_zero(3);
-    _tile_zero(4);
-    _tile_zero(5);
-    _tile_zero(6);
-    _tile_zero(7);
+    amx_begin(a, b);
     for (uint64_t i = 0; i < iters; i++) {
         for (int j = 0; j < INNER; j++) {
             for (int r = 0; r < 2; r++) {
@@ -258,20 +256,15 @@ __attribute__((target("amx-tile,amx-bf16"))) static uint64_t k_amx_bf16(uint64_t
             }
         }
     }
-    _tile_stored(2, out[0], 64);
-    _tile_stored(3, out[1], 64);
-    _tile_stored(4, out[2], 64);
-    _tile_stored(5, out[3], 64);
-    _tile_stored(6, out[4], 64);
-    _tile_stored(7, out[5], 64);
-    _tile_release();
+    amx_end((uint8_t *)out);
     float s = 0;
     for (int t = 0; t < 6; t++) s += out[t][seed & 255];
     return (uint64_t)s;
 }
 
-/* cpuid AMX-TILE + the AMX feature (bit 25 INT8, 22 BF16), the OS saving the tile state (XCR0 bits 17-18), and Linux granting it to this
- * process (ARCH_REQ_XCOMP_PERM for XTILEDATA; until then a tile instruction faults) */
+/* cpuid AMX-TILE + the AMX feature (bit 25 INT8, 22 BF16), the OS saving the tile state (XCR0 bits
+ * 17-18), and Linux granting it to this process (ARCH_REQ_XCOMP_PERM for XTILEDATA; until then a tile
+ * instruction faults) */
 static int amx_usable(unsigned feature_bit) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << feature_bit))) return 0;
