@@ -47,13 +47,6 @@ void configure(int m) {
     _tile_loadconfig(&c);
 }
 
-// Rows [0, n_rows) of the file's BF16 matrix -> n_rows / 16 groups in the tiles' B layout.
-void repack(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
-    repack_bf16x16_ref(n, wv, row_bytes, n_rows, out);
-}
-
-size_t group_bytes(int64_t n) { return bf16x16_group_bytes(n); }
-
 void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride, const void *,
           size_t, int64_t n_tok, float *y, size_t y_stride, void *) {
     const int64_t nb = n / 32, groups = n_rows / 16;
@@ -102,8 +95,8 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
 void fill_gemm_bf16_amx(kernels &k) {
     type_traits &t = k.traits[GPTNEOX_TYPE_BF16];
     t.packed_layout = kPackedBf16x16;
-    t.packed_group_bytes = group_bytes;
-    t.repack = repack;
+    t.packed_group_bytes = bf16x16_group_bytes;
+    t.repack = repack_bf16x16_ref; // the layout's own statement, element by element (load time only)
     t.gemm_packed = gemm;
 }
 

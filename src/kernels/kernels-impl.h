@@ -29,10 +29,10 @@ void gemm_packed_q4_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, co
 // for packed_test only and never dispatched, takes its tokens one tile per chunk (so small batches cover
 // the chunking) and, with emulate, computes the tile instructions in scalar code (CPUs without AMX).
 void fill_gemm_amx(kernels &k);
+void fill_gemm_amx_test(kernels &k, bool emulate);
 // Set the BF16 packed layout, repack and tile gemm of the AMX table (gemm-bf16-amx.cpp; AMX-BF16 with
 // AVX512_BF16, whose bf16 activations it reads).
 void fill_gemm_bf16_amx(kernels &k);
-void fill_gemm_amx_test(kernels &k, bool emulate);
 // Set the Q8_0 / Q4_0 gemm entries of the AVX2 table (gemm-avx2.cpp).
 void fill_gemm_avx2(kernels &k);
 // Set the F16 / BF16 gemm entries (f32 activations): gemm-f16-avx512.cpp (AVX-512 F/BW) and
