@@ -72,20 +72,20 @@ struct hw {
     ~hw() { _tile_release(); }
     hw(const hw &) = delete;
     hw &operator=(const hw &) = delete;
-    // out (16 rows x 64 bytes) = A x B from zero, on tile set S (the intrinsics paste their tile number
-    // into the instruction text: literals). GCC 12's tileloadd asm declares no memory input, so a
-    // compiler barrier first: every store to the bytes it reads (the signed copy) is emitted
-    // before it. tilestored has its "memory" clobber.
-    template <int S> void product(const void *a, size_t a_stride, const void *b, int32_t *out) {
+    // out (16 rows x 64 bytes) = A (gemm_pack's 16 x 32 bytes, rows adjacent) x B from zero, on tile set
+    // S (the intrinsics paste their tile number into the instruction text: literals). GCC 12's tileloadd
+    // asm declares no memory input, so a compiler barrier first: every store to the bytes it reads (the
+    // signed copy) is emitted before it. tilestored has its "memory" clobber.
+    template <int S> void product(const void *a, const void *b, int32_t *out) {
         __asm__ volatile("" ::: "memory");
         if constexpr (S == 0) {
-            _tile_loadd(0, a, a_stride);
+            _tile_loadd(0, a, kTileK);
             _tile_loadd(1, b, 64);
             _tile_zero(2);
             _tile_dpbssd(2, 0, 1);
             _tile_stored(2, out, 64);
         } else {
-            _tile_loadd(3, a, a_stride);
+            _tile_loadd(3, a, kTileK);
             _tile_loadd(4, b, 64);
             _tile_zero(5);
             _tile_dpbssd(5, 3, 4);
@@ -97,14 +97,14 @@ struct hw {
 // Scalar model of the same instructions (Intel SDM: TILELOADD, TDPBSSD, both operands signed).
 struct emulated {
     explicit emulated(const tile_config &) {}
-    template <int S> void product(const void *a, size_t a_stride, const void *b, int32_t *out) {
+    template <int S> void product(const void *a, const void *b, int32_t *out) {
         const int8_t *pa = static_cast<const int8_t *>(a), *pb = static_cast<const int8_t *>(b);
         for (int m = 0; m < kTileTok; m++)
             for (int n = 0; n < 16; n++) {
                 int32_t s = 0;
                 for (int k = 0; k < kTileK / 4; k++)
                     for (int i = 0; i < 4; i++)
-                        s += int32_t(pa[size_t(m) * a_stride + size_t(4 * k + i)]) * int32_t(pb[64 * k + 4 * n + i]);
+                        s += int32_t(pa[kTileK * m + 4 * k + i]) * int32_t(pb[64 * k + 4 * n + i]);
                 out[16 * m + n] = s;
             }
     }
@@ -208,8 +208,8 @@ const uint8_t *token_tile(Tiles &tl, int64_t nb, const uint8_t *sq, const float 
     // loads then find the rows in L1, not waiting on the tile store.
     auto product = [&](int64_t ib) {
         int32_t *cc = c + 256 * (ib % (kLag + 1));
-        if (ib & 1) tl.template product<1>(a + 512 * ib, 32, sq + 512 * ib, cc);
-        else tl.template product<0>(a + 512 * ib, 32, sq + 512 * ib, cc);
+        if (ib & 1) tl.template product<1>(a + 512 * ib, sq + 512 * ib, cc);
+        else tl.template product<0>(a + 512 * ib, sq + 512 * ib, cc);
     };
     for (int64_t ib = 0; ib < kLag && ib < nb; ib++) product(ib);
     for (int64_t ib = 0; ib < nb; ib++) {
