@@ -170,9 +170,11 @@ struct gptneox_model_params {
     /* llama.h's use_extra_bufts (default true): weights this CPU's best kernels read faster in another
      * layout are repacked once at load into memory the model owns, and their pages of the mapped file are
      * released (they stay mapped: a context on another kernel path reads them from the file again).
-     * Results are bit-identical either way. Now: matrices with a multiple of 16 rows, Q4_0 and Q8_0 on
-     * AVX-512 VNNI CPUs, Q4_0 on AVX2 CPUs, when the file is mapped and not locked (use_mlock); the copy
-     * is made by all cores into memory advised for transparent huge pages. */
+     * Quantized results are bit-identical either way; F16 / BF16 ones round differently (another order of
+     * exact f32 sums), each way batch-invariant. Now: matrices with a multiple of 16 rows, Q4_0 and Q8_0
+     * on AVX-512 VNNI CPUs, F16 (rows of a multiple of 32) on AVX-512 CPUs, BF16 on AMX-BF16 CPUs, Q4_0
+     * on AVX2 CPUs, when the file is mapped and not locked (use_mlock); the copy is made by all cores
+     * into memory advised for transparent huge pages. */
     bool use_extra_bufts;
 };
 GPTNEOX_API struct gptneox_model_params gptneox_model_default_params(void);

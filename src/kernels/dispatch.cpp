@@ -57,6 +57,7 @@ kernels build(enum gptneox_kernel_path path) {
         fill_attention_avx512(k);
         fill_gelu_avx512(k);
         fill_gemm_f16_avx512(k);
+        fill_gemm_f16_packed_avx512(k);
         if (f.avx512bf16) fill_gemm_bf16dp_avx512(k);
         if (path == GPTNEOX_KERNELS_AMX) {
             fill_gemm_amx(k);

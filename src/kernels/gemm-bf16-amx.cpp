@@ -1,6 +1,6 @@
 // BF16 weights on AMX-BF16 tiles (TDPBF16PS), the BF16 entries of the AMX table where the CPU also has
 // AVX512_BF16 (dispatch.cpp): activations are rounded to bf16 rows as on that path (its from_float), the
-// weights repacked at load into the tiles' B layout (packed-layout.h, kPackedBf16x16), and every token
+// weights repacked at load into the tiles' B layout (packed-layout.h, kPackedPairs16x16), and every token
 // count -- decode too -- goes through the tiles, so a token's result never depends on the batch.
 //
 // Arithmetic of one output: C (f32) starts at zero and takes one TDPBF16PS per 32 elements in order; the
@@ -94,9 +94,9 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
 
 void fill_gemm_bf16_amx(kernels &k) {
     type_traits &t = k.traits[GPTNEOX_TYPE_BF16];
-    t.packed_layout = kPackedBf16x16;
-    t.packed_group_bytes = bf16x16_group_bytes;
-    t.repack = repack_bf16x16_ref; // the layout's own statement, element by element (load time only)
+    t.packed_layout = kPackedPairs16x16;
+    t.packed_group_bytes = pairs16x16_group_bytes;
+    t.repack = repack_pairs16x16_ref; // the layout's own statement, element by element (load time only)
     t.gemm_packed = gemm;
 }
 

@@ -33,6 +33,9 @@ void fill_gemm_amx_test(kernels &k, bool emulate);
 // Set the BF16 packed layout, repack and tile gemm of the AMX table (gemm-bf16-amx.cpp; AMX-BF16 with
 // AVX512_BF16, whose bf16 activations it reads).
 void fill_gemm_bf16_amx(kernels &k);
+// Set the F16 packed layout (pairs), repack and gemm_packed of the AVX-512 / AMX tables
+// (gemm-f16-packed-avx512.cpp; AVX-512 F).
+void fill_gemm_f16_packed_avx512(kernels &k);
 // Set the Q8_0 / Q4_0 gemm entries of the AVX2 table (gemm-avx2.cpp).
 void fill_gemm_avx2(kernels &k);
 // Set the F16 / BF16 gemm entries (f32 activations): gemm-f16-avx512.cpp (AVX-512 F/BW) and

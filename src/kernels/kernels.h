@@ -73,7 +73,8 @@ struct type_traits {
     // packed_group_bytes(n) bytes; repack writes rows [0, n_rows) (n_rows % 16 == 0, rows row_bytes
     // apart) as n_rows / 16 consecutive groups. gemm_packed is gemm over that layout: w = the group of
     // the first row, row_bytes = the group stride, rows a multiple of 16 from a group's start; it gives
-    // results bit-identical to gemm on the original rows.
+    // results bit-identical to gemm on the original rows -- except the 16-bit float kernels (BF16 on AMX,
+    // F16 on AVX-512), whose own summation orders their files state (as batch-invariant; tested there).
     uint32_t packed_layout = 0;
     size_t (*packed_group_bytes)(int64_t n) = nullptr;
     void (*repack)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, uint8_t *out) = nullptr;

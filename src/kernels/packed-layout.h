@@ -1,7 +1,8 @@
-// The x16 layouts of Q4_0 / Q8_0 (and, for AMX, BF16) matrices repacked at load (use_extra_bufts,
-// loader/repack.cpp), shared by the kernel paths that read them: gemm-packed-avx512.cpp (16 rows per
-// 64-byte vector), gemm-amx.cpp (the same vectors as AMX B tiles), gemm-avx2.cpp (Q4_0: rows 0-7 / 8-15
-// as the low / high 32 bytes of each vector); BF16's own layout: gemm-bf16-amx.cpp. A path declares the
+// The x16 layouts of Q4_0 / Q8_0 (and, for AMX, BF16; for AVX-512, F16) matrices repacked at load
+// (use_extra_bufts, loader/repack.cpp), shared by the kernel paths that read them: gemm-packed-avx512.cpp
+// (16 rows per 64-byte vector), gemm-amx.cpp (the same vectors as AMX B tiles), gemm-avx2.cpp (Q4_0: rows
+// 0-7 / 8-15 as the low / high 32 bytes of each vector); the 16-bit pairs layout: gemm-bf16-amx.cpp (BF16)
+// and gemm-f16-packed-avx512.cpp (F16). A path declares the
 // layout it reads in type_traits::packed_layout; a copy made by one path is read by every path that
 // declares the same layout.
 //
@@ -29,7 +30,7 @@ namespace gptneox {
 // external linkage, which could be an AVX-512 build of it reached from the AVX2 or scalar path.
 namespace {
 
-constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2, kPackedBf16x16 = 3;
+constexpr uint32_t kPackedQ4x16 = 1, kPackedQ8x16 = 2, kPackedPairs16x16 = 3;
 
 inline int64_t x16_even_blocks(int64_t nb) { return (nb + 1) & ~int64_t(1); }
 template <bool Q4> constexpr size_t x16_qbytes() { return Q4 ? 256 : 512; }
@@ -67,12 +68,13 @@ template <bool Q4> void repack_x16_ref(int64_t n, const void *wv, size_t row_byt
     }
 }
 
-// BF16 (gemm-bf16-amx.cpp): AMX-BF16's B layout. A group of 16 rows, per block of 32 elements 1 KiB: 16
-// lines (element pairs p) of 16 rows x 2 bf16, i.e. row r's element 32b + 2p + i at byte 1024b + 64p + 4r + 2i.
-// Rows of n % 32 != 0 elements are not repacked (group bytes 0).
-inline size_t bf16x16_group_bytes(int64_t n) { return n % 32 ? 0 : 32 * size_t(n); }
-inline void repack_bf16x16_ref(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
-    const size_t gb = bf16x16_group_bytes(n);
+// 16-bit elements in pairs, AMX-BF16's B layout (BF16: gemm-bf16-amx.cpp; F16: gemm-f16-packed-avx512.cpp,
+// whose lines are 8 rows x 2 elements per 32 bytes). A group of 16 rows, per block of 32 elements 1 KiB: 16
+// lines (element pairs p) of 16 rows x 2 elements, i.e. row r's element 32b + 2p + i at byte 1024b + 64p +
+// 4r + 2i; so pair j's line is at byte 64j. Rows of n % 32 != 0 elements are not repacked (group bytes 0).
+inline size_t pairs16x16_group_bytes(int64_t n) { return n % 32 ? 0 : 32 * size_t(n); }
+inline void repack_pairs16x16_ref(int64_t n, const void *wv, size_t row_bytes, int64_t n_rows, uint8_t *out) {
+    const size_t gb = pairs16x16_group_bytes(n);
     for (int64_t g = 0; g < n_rows / 16; g++) {
         uint32_t *grp = reinterpret_cast<uint32_t *>(out + size_t(g) * gb);
         for (int r = 0; r < 16; r++) {

@@ -1,9 +1,10 @@
-// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts), Q4_0 and Q8_0: on
-// every kernel path that has a packed layout, repack writes packed-layout.h's bytes exactly
-// (repack_x16_ref; paths sharing a layout read each other's copies), and matmul over the packed copy gives
-// exactly the bits of matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows, chunks that end inside a
-// 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels, partial token tiles), with
-// 1 and 2 threads. A path without a packed layout, or a CPU without the path, is reported and skipped.
+// Weights repacked at load (type_traits::repack / gemm_packed, see use_extra_bufts). Q4_0 and Q8_0: on every
+// kernel path that has a packed layout, repack writes packed-layout.h's bytes exactly (repack_x16_ref; paths
+// sharing a layout read each other's copies), and matmul over the packed copy gives exactly the bits of
+// matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows,
+// chunks that end inside a 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels,
+// partial token tiles), with 1 and 2 threads. A path without a packed layout, or a CPU without the path, is
+// reported and skipped. F16 (AVX-512) and BF16 (AMX) sum in their own orders: their tests are at the end.
 // The AMX path's Q8_0 / Q4_0 tile kernel runs here too: as dispatched, and with one token tile per chunk (so
 // these batches cover its chunking); on any CPU with AVX-512 VNNI, the latter with its tile instructions
 // emulated in scalar code (fill_gemm_amx_test): its layouts, loops and tails are checked on any AVX-512
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -44,6 +46,41 @@ std::vector<uint8_t> rand_quant(uint32_t type, int64_t n, int64_t rows) {
     return w;
 }
 
+// The loader's repack of rows [0, rows) (rb bytes apart) with t's repack into an aligned buffer, and the
+// weight that reads it (P).
+struct packed_copy {
+    uint8_t *bytes = nullptr;
+    size_t size = 0;
+    weight P;
+    packed_copy(const type_traits &t, uint32_t type, int64_t n, int64_t rows, size_t rb, const void *w) {
+        const size_t gb = t.packed_group_bytes(n);
+        size = gb * size_t(rows / 16);
+        bytes = static_cast<uint8_t *>(std::aligned_alloc(64, (size + 63) / 64 * 64));
+        t.repack(n, w, rb, rows, bytes);
+        P = weight::rows(type, n, rows, rb, w);
+        P.packed = bytes;
+        P.packed_layout = t.packed_layout;
+        P.packed_group_bytes = gb;
+    }
+    ~packed_copy() { std::free(bytes); }
+    packed_copy(const packed_copy &) = delete;
+    packed_copy &operator=(const packed_copy &) = delete;
+};
+
+// matmul over P of the first nt tokens of x (n floats each), for each nt, with 1 and 2 threads: bit for
+// bit the first nt tokens of want (rows floats per token).
+void check_batches(const kernels &k, thread_pool &pool, const weight &P, const std::vector<float> &x,
+                   std::initializer_list<int64_t> nts, const std::vector<float> &want, const char *what) {
+    std::vector<uint8_t> s;
+    for (int64_t nt : nts) {
+        for (int th : {1, 2}) {
+            std::vector<float> y(size_t(P.ne1 * nt), -1.0f);
+            matmul(k, pool, th, P, nullptr, x.data(), nt, P.ne0, y.data(), P.ne1, s);
+            check(std::memcmp(y.data(), want.data(), y.size() * 4) == 0, what, double(nt), th);
+        }
+    }
+}
+
 void test_type(const kernels &k, thread_pool &pool, uint32_t type, const char *label) {
     const type_traits &t = k.traits[type];
     const char *tname = type == GPTNEOX_TYPE_Q4_0 ? "q4_0" : "q8_0";
@@ -57,36 +94,26 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type, const char *l
                           static_cast<long long>(n), static_cast<long long>(rows));
             std::vector<uint8_t> w = rand_quant(type, n, rows);
             const size_t rb = w.size() / size_t(rows);
-            const size_t gb = t.packed_group_bytes(n);
-            void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
-            t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
+            const packed_copy pc(t, type, n, rows, rb, w.data());
             // the layout a path declares is packed-layout.h's, byte for byte (another path may read it)
             const bool q4 = type == GPTNEOX_TYPE_Q4_0;
-            check(t.packed_layout == (q4 ? kPackedQ4x16 : kPackedQ8x16) && gb == (q4 ? x16_group_bytes<true>(n) : x16_group_bytes<false>(n)),
+            check(t.packed_layout == (q4 ? kPackedQ4x16 : kPackedQ8x16) &&
+                      pc.P.packed_group_bytes == (q4 ? x16_group_bytes<true>(n) : x16_group_bytes<false>(n)),
                   "declares packed-layout.h's layout");
-            std::vector<uint8_t> ref(gb * size_t(rows / 16));
+            std::vector<uint8_t> ref(pc.size);
             if (q4) repack_x16_ref<true>(n, w.data(), rb, rows, ref.data());
             else repack_x16_ref<false>(n, w.data(), rb, rows, ref.data());
-            check(std::memcmp(ref.data(), mem, ref.size()) == 0, "repack == repack_x16_ref, byte for byte");
+            check(std::memcmp(ref.data(), pc.bytes, ref.size()) == 0, "repack == repack_x16_ref, byte for byte");
             const weight W = weight::rows(type, n, rows, rb, w.data());
-            weight P = W;
-            P.packed = static_cast<const uint8_t *>(mem);
-            P.packed_layout = t.packed_layout;
-            P.packed_group_bytes = gb;
             std::normal_distribution<float> d(0.0f, 1.0f);
             for (int64_t nt : {1, 2, 3, 5, 7, 12, 16, 17, 37}) {
                 std::vector<float> x(size_t(n * nt));
                 for (auto &v : x) v = d(rng);
-                for (int th : {1, 2}) {
-                    std::vector<float> y0(size_t(rows * nt)), y1(y0.size(), -1.0f);
-                    std::vector<uint8_t> s0, s1;
-                    matmul(k, pool, th, W, nullptr, x.data(), nt, n, y0.data(), rows, s0);
-                    matmul(k, pool, th, P, nullptr, x.data(), nt, n, y1.data(), rows, s1);
-                    check(std::memcmp(y0.data(), y1.data(), y0.size() * 4) == 0, "packed == in place, bit for bit",
-                          double(nt), th);
-                }
+                std::vector<float> y0(size_t(rows * nt));
+                std::vector<uint8_t> s0;
+                matmul(k, pool, 1, W, nullptr, x.data(), nt, n, y0.data(), rows, s0);
+                check_batches(k, pool, pc.P, x, {nt}, y0, "packed == in place, bit for bit");
             }
-            std::free(mem);
         }
     }
 }
@@ -104,7 +131,7 @@ float bf16_value(uint16_t h) {
 // against itself: a token gives the same bits alone and in any batch.
 void test_bf16_amx(const kernels &k, thread_pool &pool) {
     const type_traits &t = k.traits[GPTNEOX_TYPE_BF16];
-    if (t.packed_layout != kPackedBf16x16) {
+    if (t.packed_layout != kPackedPairs16x16) {
         std::printf("amx bf16: no tile kernel here (needs AMX-BF16 and AVX512_BF16)\n");
         return;
     }
@@ -115,13 +142,7 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
                           static_cast<long long>(rows));
             std::vector<uint16_t> w(size_t(n * rows));
             for (auto &v : w) v = fp32_to_bf16(0.05f * nd(rng));
-            const size_t rb = size_t(n) * 2, gb = t.packed_group_bytes(n);
-            void *mem = std::aligned_alloc(64, (gb * size_t(rows / 16) + 63) / 64 * 64);
-            t.repack(n, w.data(), rb, rows, static_cast<uint8_t *>(mem));
-            weight P = weight::rows(GPTNEOX_TYPE_BF16, n, rows, rb, w.data());
-            P.packed = static_cast<const uint8_t *>(mem);
-            P.packed_layout = t.packed_layout;
-            P.packed_group_bytes = gb;
+            const packed_copy pc(t, GPTNEOX_TYPE_BF16, n, rows, size_t(n) * 2, w.data());
             const int64_t max_tok = 37;
             std::vector<float> x(size_t(n * max_tok));
             for (auto &v : x) v = nd(rng);
@@ -131,7 +152,7 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
             std::vector<float> alone(size_t(rows * max_tok));
             std::vector<uint8_t> s;
             for (int64_t tk = 0; tk < max_tok; tk++)
-                matmul(k, pool, 1, P, nullptr, x.data() + tk * n, 1, n, alone.data() + tk * rows, rows, s);
+                matmul(k, pool, 1, pc.P, nullptr, x.data() + tk * n, 1, n, alone.data() + tk * rows, rows, s);
             double worst = 0.0;
             for (int64_t tk = 0; tk < max_tok; tk++)
                 for (int64_t r = 0; r < rows; r++) {
@@ -145,15 +166,49 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
                     if (err / bound > worst) worst = err / bound;
                 }
             check(worst <= 1.0, "within the f32 summation bound of the double reference", worst);
-            for (int64_t nt : {2, 5, 16, 17, 37}) {
-                for (int th : {1, 2}) {
-                    std::vector<float> y(size_t(rows * nt), -1.0f);
-                    matmul(k, pool, th, P, nullptr, x.data(), nt, n, y.data(), rows, s);
-                    check(std::memcmp(y.data(), alone.data(), y.size() * 4) == 0, "batch == token alone, bit for bit",
-                          double(nt), th);
+            check_batches(k, pool, pc.P, x, {2, 5, 16, 17, 37}, alone, "batch == token alone, bit for bit");
+        }
+    }
+}
+
+// F16 weights in the pairs layout on the AVX-512 kernels (gemm-f16-packed-avx512.cpp, also the AMX table's):
+// repack writes packed-layout.h's bytes, and every output is bit for bit the file's statement of its
+// arithmetic -- an f32 FMA chain over the even elements and one over the odd, then their sum -- whatever
+// the batch (decode, full and partial 12-token tiles) and the threads. Weights include zeros and f16
+// subnormals.
+void test_f16_packed(const kernels &k, thread_pool &pool, const char *label) {
+    const type_traits &t = k.traits[GPTNEOX_TYPE_F16];
+    if (t.packed_layout != kPackedPairs16x16) {
+        std::printf("%s f16: no packed layout (reads rows in place)\n", label);
+        return;
+    }
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t n : {32, 96, 1024, 2816 + 32}) {
+        for (int64_t rows : {16, 48, 80, 368}) {
+            std::snprintf(g_ctx, sizeof g_ctx, "%s f16 n=%lld rows=%lld", label, static_cast<long long>(n),
+                          static_cast<long long>(rows));
+            std::vector<uint16_t> w(size_t(n * rows));
+            for (size_t i = 0; i < w.size(); i++)
+                w[i] = i % 97 == 0 ? 0 : i % 89 == 0 ? uint16_t(rng() & 0x83FF) : fp32_to_fp16(0.05f * nd(rng));
+            const size_t rb = size_t(n) * 2;
+            const packed_copy pc(t, GPTNEOX_TYPE_F16, n, rows, rb, w.data());
+            check(pc.P.packed_group_bytes == pairs16x16_group_bytes(n), "declares packed-layout.h's pairs layout");
+            std::vector<uint8_t> ref_bytes(pc.size);
+            repack_pairs16x16_ref(n, w.data(), rb, rows, ref_bytes.data());
+            check(std::memcmp(ref_bytes.data(), pc.bytes, pc.size) == 0, "repack == repack_pairs16x16_ref");
+            const int64_t max_tok = 37;
+            std::vector<float> x(size_t(n * max_tok));
+            for (auto &v : x) v = nd(rng);
+            std::vector<float> ref(size_t(rows * max_tok));
+            for (int64_t tk = 0; tk < max_tok; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    float acc[2] = {0.0f, 0.0f};
+                    for (int64_t i = 0; i < n; i++)
+                        acc[i % 2] =
+                            std::fma(fp16_to_fp32(w[size_t(r * n + i)]), x[size_t(tk * n + i)], acc[i % 2]);
+                    ref[size_t(tk * rows + r)] = acc[0] + acc[1];
                 }
-            }
-            std::free(mem);
+            check_batches(k, pool, pc.P, x, {1, 2, 5, 12, 13, 16, 37}, ref, "== the scalar statement, bit for bit");
         }
     }
 }
@@ -188,6 +243,10 @@ int main() {
         test_type(small, pool, GPTNEOX_TYPE_Q8_0, "amx-small-chunks");
     } else {
         std::printf("skip amx-small-chunks: no AMX-INT8\n");
+    }
+    for (enum gptneox_kernel_path p : {GPTNEOX_KERNELS_AVX512, GPTNEOX_KERNELS_AMX}) {
+        if (const kernels *k = get_kernels(p)) test_f16_packed(*k, pool, gptneox_kernel_path_name(p));
+        else std::printf("skip %s f16: not supported by this CPU\n", gptneox_kernel_path_name(p));
     }
     if (const kernels *amx = get_kernels(GPTNEOX_KERNELS_AMX)) test_bf16_amx(*amx, pool);
     else std::printf("skip amx bf16: no AMX\n");
