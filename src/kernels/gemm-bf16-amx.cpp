@@ -37,6 +37,16 @@ struct alignas(64) tile_config {
 };
 static_assert(sizeof(tile_config) == 64, "LDTILECFG's operand");
 
+// A chunk of one token tile (decode, small batches) reads each weight once, the groups front to back;
+// asking for the bytes 2 KiB ahead of each block (into L2) kept more of the run in flight on a Xeon
+// (pythia-410m bf16 generation, interleaved phase profiles: 38.7 -> 40.7-42.4 tok/s; 4-8 KiB ahead gained
+// less). (A prefetch past the range's end touches the next rows or nothing: it never faults.)
+constexpr size_t kDecodePrefetch = 2048;
+inline void prefetch_block(const uint8_t *p) {
+    #pragma GCC unroll 16
+    for (int l = 0; l < 1024; l += 64) _mm_prefetch(reinterpret_cast<const char *>(p + l), _MM_HINT_T1);
+}
+
 // m tokens (1..16): A and C have m rows; B 16 rows (element pairs) of 64 bytes.
 void configure(int m) {
     tile_config c;
@@ -56,6 +66,7 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
     int configured = 0;
     for (int64_t c0 = 0; c0 < n_tok; c0 += chunk) {
         const int64_t c1 = c0 + chunk < n_tok ? c0 + chunk : n_tok;
+        const bool stream = c1 - c0 <= kTileTok; // one token tile: each weight read once (decode)
         for (int64_t g = 0; g < groups; g += 2) {
             const uint8_t *b0 = w + size_t(g) * gb, *b1 = b0 + gb;
             const bool two = g + 1 < groups;
@@ -68,6 +79,10 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
                 __asm__ volatile("" ::: "memory"); // (tileloadd's asm declares no memory input)
                 if (two) {
                     for (int64_t ib = 0; ib < nb; ib++) {
+                        if (stream) {
+                            prefetch_block(b0 + 1024 * ib + kDecodePrefetch);
+                            prefetch_block(b1 + 1024 * ib + kDecodePrefetch);
+                        }
                         _tile_loadd(0, at + 64 * ib, act_stride);
                         _tile_loadd(1, b0 + 1024 * ib, 64);
                         _tile_loadd(2, b1 + 1024 * ib, 64);
