@@ -79,7 +79,6 @@ template <typename T> void decode_group_x16(int64_t nb, const uint8_t *grp, cons
     for (int64_t ib = 0; ib < nb; ib++) {
         // (past the range's last group this touches the next rows or nothing: a prefetch never faults)
         const char *pf = reinterpret_cast<const char *>(grp + quants_at<T>(ib)) + kDecodePrefetch;
-        #pragma GCC unroll 16
         for (size_t b = 0; b < x16_qbytes<T>() + 32; b += 64) _mm_prefetch(pf + b, _MM_HINT_T1);
         const int8_t *alo = a.q + act_lo<T>(ib, nb), *ahi = alo + act_hi<T>(ib, nb);
         __m512i s0 = _mm512_set1_epi32(a.corr[ib]), s1 = _mm512_setzero_si512(); // two chains, exact sums
