@@ -32,6 +32,7 @@
 #include <initializer_list>
 #include <type_traits>
 
+#include "kernels/amx-tiles.h"
 #include "kernels/gemm-vnni.h"
 #include "kernels/packed-layout.h"
 
@@ -43,16 +44,8 @@ constexpr int kTileK = 32;   // one block: bytes per A tile row, B tile rows x 4
 constexpr size_t kActBudget = size_t(1) << 20; // bytes of A tiles per chunk (L2 is 2 MiB on the Xeons we met)
 constexpr int kLag = 1;                        // blocks between a product's store and its FMAs
 
-// LDTILECFG's 64-byte operand (palette 1): A 16 rows x 32 bytes, B 8 rows x 64 bytes, C 16 x 64; tile set
-// s is A, B, C = tiles 3s, 3s + 1, 3s + 2.
-struct alignas(64) tile_config {
-    uint8_t palette = 1, start_row = 0;
-    uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
-static_assert(offsetof(tile_config, colsb) == 16 && offsetof(tile_config, rows) == 48 && sizeof(tile_config) == 64,
-              "LDTILECFG's operand layout");
+// The tiles: A 16 rows x 32 bytes, B 8 rows x 64 bytes, C 16 x 64; tile set s is A, B, C = tiles 3s,
+// 3s + 1, 3s + 2.
 tile_config make_config() {
     tile_config c;
     for (int s = 0; s < 2; s++) {
@@ -64,11 +57,7 @@ tile_config make_config() {
 }
 
 struct hw {
-    // (ldtilecfg's asm declares only 8 of the 64 bytes as read: the barrier makes every byte stored first)
-    explicit hw(const tile_config &c) {
-        __asm__ volatile("" ::: "memory");
-        _tile_loadconfig(&c);
-    }
+    explicit hw(const tile_config &c) { load_tile_config(c); }
     ~hw() { _tile_release(); }
     hw(const hw &) = delete;
     hw &operator=(const hw &) = delete;

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "kernels/amx-tiles.h"
 #include "kernels/kernels-impl.h"
 #include "kernels/packed-layout.h"
 
@@ -28,14 +29,6 @@ constexpr size_t kActBudget = size_t(1) << 20;
 // tiles: A = 0, B0 = 1, B1 = 2, C0 = 3, C1 = 4 (the intrinsics paste their tile numbers into the
 // instruction text: literals below)
 enum : int { kA = 0, kB0 = 1, kB1 = 2, kC0 = 3, kC1 = 4 };
-
-struct alignas(64) tile_config {
-    uint8_t palette = 1, start_row = 0;
-    uint8_t reserved[14] = {};
-    uint16_t colsb[16] = {};
-    uint8_t rows[16] = {};
-};
-static_assert(sizeof(tile_config) == 64, "LDTILECFG's operand");
 
 // A chunk of one token tile (decode, small batches) reads each weight once, the groups front to back;
 // asking for the bytes 2 KiB ahead of each block (into L2) kept more of the run in flight on a Xeon
@@ -53,8 +46,7 @@ void configure(int m) {
     c.colsb[kA] = 64, c.rows[kA] = uint8_t(m);
     c.colsb[kB0] = c.colsb[kB1] = 64, c.rows[kB0] = c.rows[kB1] = 16;
     c.colsb[kC0] = c.colsb[kC1] = 64, c.rows[kC0] = c.rows[kC1] = uint8_t(m);
-    __asm__ volatile("" ::: "memory"); // (ldtilecfg's asm declares only part of its operand as read)
-    _tile_loadconfig(&c);
+    load_tile_config(c);
 }
 
 void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride, const void *,
