@@ -106,11 +106,8 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
 } // namespace
 
 void fill_gemm_f16_packed_avx512(kernels &k) {
-    type_traits &t = k.traits[GPTNEOX_TYPE_F16];
-    t.packed_layout = kPackedPairs16x16;
-    t.packed_group_bytes = pairs16x16_group_bytes;
-    t.repack = repack_pairs16x16_ref; // the layout's own statement, element by element (load time only)
-    t.gemm_packed = gemm;
+    use_pairs16x16(k.traits[GPTNEOX_TYPE_F16]);
+    k.traits[GPTNEOX_TYPE_F16].gemm_packed = gemm;
 }
 
 } // namespace gptneox

@@ -88,5 +88,13 @@ inline void repack_pairs16x16_ref(int64_t n, const void *wv, size_t row_bytes, i
     }
 }
 
+// A path's type that reads the pairs layout: its declaration, group size and repack (the layout's own
+// statement, element by element: load time only).
+inline void use_pairs16x16(type_traits &t) {
+    t.packed_layout = kPackedPairs16x16;
+    t.packed_group_bytes = pairs16x16_group_bytes;
+    t.repack = repack_pairs16x16_ref;
+}
+
 } // namespace
 } // namespace gptneox
