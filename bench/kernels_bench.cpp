@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/aligned-vector.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul.h"
 #include "loader/model.h"
@@ -58,7 +59,8 @@ int main(int argc, char **argv) {
     for (auto &v : wf) v = u(rng);
     int64_t max_tokens = 1;
     for (int64_t t : token_counts) max_tokens = t > max_tokens ? t : max_tokens;
-    std::vector<float> x(max_tokens * ne0), y(max_tokens * ne1);
+    // 64-byte aligned, as the forward pass's activation buffers are
+    aligned_vector<float> x(max_tokens * ne0), y(max_tokens * ne1);
     for (auto &v : x) v = u(rng);
     std::printf("cpu: %s\n", detect_cpu().brand);
     std::printf("%-8s %-6s %7s %7s %10s %10s %10s %10s %10s\n", "path", "type", "tokens", "threads", "ms/call", "GB/s",

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/aligned-vector.h"
 #include "gptneox.h"
 #include "kernels/kernels.h"
 #include "kv-cache/kv-cache.h"
@@ -42,14 +43,14 @@ void rotate_k(const kernels &k, kv_cache &cache, const hparams &hp, const float 
 // Scratch for one micro-batch of up to n_ubatch tokens, sized once at context creation.
 struct run_state {
     int32_t n_ubatch = 0;         // capacity in tokens
-    std::vector<float> x;         // [n_ubatch][n]   residual stream
-    std::vector<float> xn;        // [n_ubatch][n]   LayerNorm output (sublayer input)
-    std::vector<float> qkv;       // [n_ubatch][3n]  fused projection: Q | K | V, each [n_head][head_dim]
-    std::vector<float> att;       // [n_ubatch][n]   attention output, heads merged
-    std::vector<float> att_proj;  // [n_ubatch][n]   dense(att)
-    std::vector<float> ff;        // [n_ubatch][f]   MLP hidden (after GELU)
-    std::vector<float> ff_out;    // [n_ubatch][n]   MLP output
-    std::vector<float> out_x;     // [n_ubatch][n]   final-norm hidden states of the output rows
+    aligned_vector<float> x;         // [n_ubatch][n]   residual stream
+    aligned_vector<float> xn;        // [n_ubatch][n]   LayerNorm output (sublayer input)
+    aligned_vector<float> qkv;       // [n_ubatch][3n]  fused projection: Q | K | V, each [n_head][head_dim]
+    aligned_vector<float> att;       // [n_ubatch][n]   attention output, heads merged
+    aligned_vector<float> att_proj;  // [n_ubatch][n]   dense(att)
+    aligned_vector<float> ff;        // [n_ubatch][f]   MLP hidden (after GELU)
+    aligned_vector<float> ff_out;    // [n_ubatch][n]   MLP output
+    aligned_vector<float> out_x;     // [n_ubatch][n]   final-norm hidden states of the output rows
     std::vector<float> scores;    // [n_threads][n_ctx] attention weights, one row per thread (f32 cache)
     // blocked attention (f16 cache): which cells each block of kAttnMaxQ tokens sees, computed once per
     // ubatch for all layers, and each thread's kernel scratch
