@@ -1,6 +1,7 @@
-// What bounds the AMX Q8_0 / Q4_0 prompt kernel (gemm-amx.cpp) on a CPU with AMX-INT8 (not a test). One
-// thread, data in L1, nanoseconds per 16 x 16 x 32 block product (one Q8_0 block of 16 tokens x 16 rows),
-// each line a loop of the kernel's parts alone or together:
+// Why Q8_0 / Q4_0 prompts on AMX do not use int8 tiles (not a test): what bounded the former kernel that did
+// (gemm-amx.cpp, replaced on 11-27 by gemm-qbf16-amx.cpp, which dequantizes the weights to bf16 so that its
+// tiles need no work between products). One thread, data in L1, nanoseconds per 16 x 16 x 32 block product
+// (one Q8_0 block of 16 tokens x 16 rows), each line a loop of that kernel's parts alone or together:
 //   tiles           per block: load A (16 x 32 bytes) and B (8 x 64), zero C, TDPBSSD, store C (two tile
 //                   sets alternating, as the kernel does)
 //   tdp only        TDPBSSD and the zeroing alone (no loads, no stores)

@@ -83,10 +83,10 @@ def best_peaks(a: Dict[str, float], b: Dict[str, float]) -> Dict[str, float]:
 
 def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str]:
     """The instruction family (FAMILIES) an engine's prompt matrix products are held against on this CPU.
-    Integer rows (q8_0/q4_0/int8): AMX-INT8 tiles if the CPU has them (our default path and CTranslate2's
-    oneDNN use them there), else VNNI, else AVX2 vpmaddubsw; VNNI for engines limited to AVX-512 (our
-    "avx512" row) and AVX2 for engines limited to it (llama.cpp's AVX2 build, CTranslate2 with
-    CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
+    Integer rows (q8_0/q4_0/int8): on a CPU with AMX, our default path's tiles are AMX-BF16 (it dequantizes
+    Q8_0 / Q4_0 to bf16 for prompts) and CTranslate2's oneDNN uses AMX-INT8; else VNNI, else AVX2
+    vpmaddubsw; VNNI for engines limited to AVX-512 (our "avx512" row) and AVX2 for engines limited to it
+    (llama.cpp's AVX2 build, CTranslate2 with CT2_FORCE_CPU_ISA=AVX2, our AVX2 path).
     Float rows (f16/bf16/f32): the best f32 FMA (ymm only for the AVX2-limited); bf16 rows of engines
     that multiply bf16 pairs (ours and torch) against AMX-BF16 tiles where the CPU has them, else
     VDPBF16PS where it has that."""
@@ -95,9 +95,12 @@ def engine_isa(engine: str, wtype: str, peaks: Dict[str, float]) -> Optional[str
         fams: Tuple[str, ...] = ("amx_bf16", "bf16dp", "fma")
     elif wtype in ("f16", "bf16", "f32"):
         fams = ("fma256",) if avx2_only else ("fma",)
+    elif avx2_only:
+        fams = ("avx2_int8",)
+    elif "avx512" in engine.lower():
+        fams = ("vnni", "avx2_int8")
     else:
-        fams = ("avx2_int8",) if avx2_only else (("vnni", "avx2_int8") if "avx512" in engine.lower()
-                                                 else ("amx", "vnni", "avx2_int8"))
+        fams = ("amx_bf16" if engine.startswith("neox_cpp") else "amx", "vnni", "avx2_int8")
     for f in fams:
         if family_peak(f, peaks):
             return f

@@ -101,10 +101,12 @@ enum gptneox_kernel_path {
     GPTNEOX_KERNELS_SCALAR = 1, /* portable reference code, always available */
     GPTNEOX_KERNELS_AVX2 = 2,   /* AVX2 + FMA + F16C */
     GPTNEOX_KERNELS_AVX512 = 3, /* AVX-512 F/BW/VL (+VNNI where present) */
-    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI, plus AMX-INT8 tiles for Q8_0 / Q4_0 prompt batches of
-                                   16+ tokens and AMX-BF16 tiles for BF16 weights (weights repacked at
-                                   load); AUTO picks it where the CPU has AMX-INT8 and the OS grants the
-                                   tile state */
+    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI and BF16, plus AMX-BF16 tiles for Q8_0 / Q4_0 batches
+                                   of 16+ tokens (weights dequantized to bf16, activations rounded to
+                                   bf16: such a token's logits differ in the last digits from those of a
+                                   smaller batch, as in llama.cpp) and for BF16 weights (weights repacked
+                                   at load); AUTO picks it where the CPU has AMX-BF16 and the OS grants
+                                   the tile state */
 };
 /* Whether this CPU (and this build) can run `path`. */
 GPTNEOX_API bool gptneox_kernel_path_supported(enum gptneox_kernel_path path);
@@ -170,7 +172,8 @@ struct gptneox_model_params {
     /* llama.h's use_extra_bufts (default true): weights this CPU's best kernels read faster in another
      * layout are repacked once at load into memory the model owns, and their pages of the mapped file are
      * released (they stay mapped: a context on another kernel path reads them from the file again).
-     * Quantized results are bit-identical either way; F16 / BF16 ones round differently (another order of
+     * Quantized results are bit-identical either way, except Q8_0 / Q4_0 batches of 16+ tokens on the AMX
+     * path (bf16 tiles over the repacked copy only); F16 / BF16 ones round differently (another order of
      * exact f32 sums), each way batch-invariant. Now: matrices with a multiple of 16 rows, Q4_0 and Q8_0
      * on AVX-512 VNNI CPUs, F16 (rows of a multiple of 32) on AVX-512 CPUs, BF16 on AMX-BF16 CPUs, Q4_0
      * on AVX2 CPUs, when the file is mapped and not locked (use_mlock); the copy is made by all cores
@@ -376,8 +379,10 @@ GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
  * queued; consecutive queued calls are computed together, in steps of up to max(n_ubatch, min(128,
  * n_ctx)) tokens, when their results are first needed -- by gptneox_synchronize, the logits and
  * embeddings getters, sampling, the memory and state functions, or a decode call that cannot join the
- * queue. Results are bit-identical to computing each call on its own; only the time moves. (This is
- * what makes a prompt fed in calls of a few tokens, e.g. LangChain's n_batch = 8, run at full speed.) */
+ * queue. Results are bit-identical to computing each call on its own, except where a token's logits
+ * depend on its batch's size (GPTNEOX_KERNELS_AMX with Q8_0 / Q4_0: they are those of the queue computed
+ * as one batch); only the time moves. (This is what makes a prompt fed in calls of a few tokens, e.g.
+ * LangChain's n_batch = 8, run at full speed.) */
 GPTNEOX_API int32_t gptneox_decode(struct gptneox_context *ctx, struct gptneox_batch batch);
 
 /* Compute the queued decode calls now (llama.h's llama_synchronize). Returns 0, or a negative

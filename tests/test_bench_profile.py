@@ -92,10 +92,11 @@ def test_llama_cpp_rows_are_held_against_avx2() -> None:
         assert roofline.engine_isa(name, "f16", peaks) == "fma256", name
     for name in ("neox_cpp", "CTranslate2", "neox_cpp avx512"):
         assert roofline.engine_isa(name, "q8_0", peaks) == "vnni", name
-    # on an AMX CPU: ours (its default path) and CTranslate2 against the tiles, our AVX-512 row against VNNI
-    amx = dict(peaks, amx_int8=7400.0)
-    for name in ("neox_cpp", "CTranslate2"):
-        assert roofline.engine_isa(name, "q8_0", amx) == "amx", name
+    # on an AMX CPU: ours (its default path: bf16 tiles) and CTranslate2 (int8 tiles) against the tiles,
+    # our AVX-512 row against VNNI
+    amx = dict(peaks, amx_int8=7400.0, amx_bf16=3700.0)
+    assert roofline.engine_isa("neox_cpp", "q8_0", amx) == "amx_bf16"
+    assert roofline.engine_isa("CTranslate2", "q8_0", amx) == "amx"
     assert roofline.engine_isa("neox_cpp avx512", "q4_0", amx) == "vnni"
     assert roofline.engine_isa("llama.cpp", "q8_0", amx) == "avx2_int8"
     # bf16 rows: AMX-BF16 tiles where measured, else VDPBF16PS

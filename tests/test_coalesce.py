@@ -1,7 +1,12 @@
 """Coalesced decode calls (gptneox_decode, src/api/decode.cpp): small calls are queued and computed
 together when their results are first needed. Every test compares against the same calls computed one by
 one (the logits read after each call force that), bit for bit, and checks with gptneox_n_queued that the
-queue really was used (or, where it must not be, was not)."""
+queue really was used (or, where it must not be, was not).
+
+Bit for bit holds where a token's result does not depend on its batch: every path except AMX's Q8_0 /
+Q4_0 tiles (batches of 16+ tokens, bf16 activations). Those model types run these tests on the AVX-512
+path where AMX is the default, and test_amx_queue_is_one_batch checks the AMX path's own promise: a queue
+computes exactly what the same tokens give as one batch."""
 
 from __future__ import annotations
 
@@ -19,16 +24,26 @@ from neox_cpp.quantize import quantize_file
 Call = Tuple[List[int], List[int], List[List[int]], List[bool]]
 
 
+KERNELS_AVX512, KERNELS_AMX = 3, 4
+HAVE_AMX = bool(_lib.gptneox_kernel_path_supported(KERNELS_AMX))
+# the kernel path of every Ctx (0: the default); set by the model fixture
+_kernel_path = 0
+
+
 @pytest.fixture(scope="module", params=["f32", "q8_0", "q4_0"])
 def model(
     request: pytest.FixtureRequest, tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[_lib.Model]:
+    global _kernel_path
     path = tiny_gguf
     if request.param != "f32":
         path = tmp_path_factory.mktemp("coalesce") / f"tiny-{request.param}.gguf"
         quantize_file(tiny_gguf, path, request.param, progress=False)
+    # (a batch-invariant path for the quantized types where AMX, whose tiles are not, is the default)
+    _kernel_path = KERNELS_AVX512 if HAVE_AMX and request.param != "f32" else 0
     with _lib.Model(path) as m:
         yield m
+    _kernel_path = 0
 
 
 class Ctx:
@@ -36,6 +51,7 @@ class Ctx:
 
     def __init__(self, model: _lib.Model, **params: object) -> None:
         p = {"n_ctx": 256, "n_batch": 64, "n_ubatch": 8, "n_seq_max": 4, "n_threads": 2, "n_threads_batch": 2}
+        p["kernel_path"] = _kernel_path
         p.update(params)
         self.c = _lib.Context(model, **p)
         self.ptr = self.c.ptr
@@ -281,3 +297,32 @@ def test_llama_with_langchains_n_batch(tiny_gguf: Path) -> None:
         finally:
             llm.close()
     assert texts[0] == texts[1]
+
+
+@pytest.mark.skipif(not HAVE_AMX, reason="no AMX-BF16 on this CPU (or the OS refused the tile state)")
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_amx_queue_is_one_batch(tiny_gguf: Path, tmp_path: Path, qtype: str) -> None:
+    # On AMX a 40-token queue of 8-token calls runs on the bf16 tiles, as one 40-token call does: the same
+    # bits. Calls computed one by one (8 tokens: the VNNI kernels, Q8_0 activations) differ in the last
+    # digits, and only there.
+    path = tmp_path / f"tiny-{qtype}.gguf"
+    quantize_file(tiny_gguf, path, qtype, progress=False)
+    toks = tokens(40, 11, 200)
+    calls = seq_calls(toks, 8)
+    with _lib.Model(path) as m:
+        assert m.n_vocab >= 200
+        big = one_by_one(m, [(toks, list(range(40)), [[0]] * 40, [i % 8 == 7 for i in range(40)])],
+                         kernel_path=KERNELS_AMX, n_ubatch=64)[0]
+        alone = one_by_one(m, calls, kernel_path=KERNELS_AMX)
+        c = Ctx(m, kernel_path=KERNELS_AMX)
+        try:
+            assert c.feed(calls) == [8, 16, 24, 32, 40]
+            out = c.outputs()
+        finally:
+            c.close()
+    assert big is not None
+    np.testing.assert_array_equal(out, big[-1:])
+    last = alone[-1]
+    assert last is not None
+    diff = np.abs(out - last).max()
+    assert 0 < diff < 0.05 * np.abs(last).max()

@@ -173,10 +173,17 @@ def test_batching_gives_same_logits(work: Path, outtype: str, kernel_path: int) 
         with Engine(path, kernel_path, f32_cache=f32_cache, n_ubatch=16) as eng:
             ubatched = eng.logits(tokens)  # one decode call, computed by the library in steps of 16
         scale = float(np.abs(whole).max())
-        for label, other in (("several batches", several), ("token by token", single),
-                             ("n_ubatch 16", ubatched)):
-            diff = float(np.abs(other - whole).max())
-            assert diff <= 1e-6 * scale, f"{label} ({'f32' if f32_cache else 'f16'} cache): max diff {diff}"
+        # AMX's Q8_0 / Q4_0 tiles (batches of 16+ tokens) take bf16 activations, the VNNI kernels Q8_0
+        # ones: a prompt's logits move between the two by the activations' rounding (measured ~0.9% of
+        # the scale here; the Q8_0 activations' own "compute" error in test_weight_type_table is 1.1e-2,
+        # the tiles' 4.3e-3), held to 3e-2, below q8_0's rel_err bound vs HF
+        tiles = outtype in ("q8_0", "q4_0") and kernel_path == AMX
+        regimes = 3e-2 if tiles else 1e-6
+        for label, other, ref, tol in (("several batches", several, whole, regimes),
+                                       ("token by token", single, several, 1e-6),
+                                       ("n_ubatch 16", ubatched, whole, regimes)):
+            diff = float(np.abs(other - ref).max())
+            assert diff <= tol * scale, f"{label} ({'f32' if f32_cache else 'f16'} cache): max diff {diff}"
 
 
 # ------------------------------------------------------------------------------------------------

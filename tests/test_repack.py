@@ -70,6 +70,9 @@ PATHS = [_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_SCALAR, _lib.GPTNEOX_KE
          _lib.GPTNEOX_KERNELS_AVX512, _lib.GPTNEOX_KERNELS_AMX]
 # the paths whose F16 kernel reads the packed copy (where the CPU repacks F16)
 F16_PACKED_PATHS = {_lib.GPTNEOX_KERNELS_AUTO, _lib.GPTNEOX_KERNELS_AVX512, _lib.GPTNEOX_KERNELS_AMX}
+# the paths whose Q8_0 / Q4_0 prompts run on AMX's bf16 tiles over the packed copy (AUTO is AMX there)
+AMX_TILE_PATHS = {_lib.GPTNEOX_KERNELS_AMX} | (
+    {_lib.GPTNEOX_KERNELS_AUTO} if _lib.gptneox_kernel_path_supported(_lib.GPTNEOX_KERNELS_AMX) else set())
 
 
 def test_same_logits_with_and_without_repacking(q_path: Path, log_lines: List[str]) -> None:
@@ -95,6 +98,13 @@ def test_same_logits_with_and_without_repacking(q_path: Path, log_lines: List[st
                 scale = float(np.abs(want).max())
                 diff = float(np.abs(got - want).max())
                 assert 0 < diff <= 1e-5 * scale, f"kernel path {p}: max diff {diff} (scale {scale})"
+            elif qtype in ("q8_0", "q4_0") and packs and p in AMX_TILE_PATHS:
+                # the 37-token prompt ran on the bf16 tiles over the packed copy (the rows in place: the
+                # VNNI kernels, Q8_0 activations); its logits and the steps after it differ by the
+                # activations' rounding (test_parity.py's bound for the two)
+                scale = float(np.abs(want).max())
+                diff = float(np.abs(got - want).max())
+                assert 0 < diff <= 3e-2 * scale, f"kernel path {p}: max diff {diff} (scale {scale})"
             else:
                 np.testing.assert_array_equal(got, want, err_msg=f"kernel path {p}")
     if not packs:

@@ -1,4 +1,4 @@
-// What the AMX kernels share (included only by files compiled with the AMX flags: gemm-amx.cpp,
+// What the AMX kernels share (included only by files compiled with the AMX flags: gemm-qbf16-amx.cpp,
 // gemm-bf16-amx.cpp): LDTILECFG's 64-byte operand (palette 1) and its load.
 #pragma once
 

@@ -33,7 +33,10 @@ bool amx_permission() {
     return false;
 }
 
-bool amx_ok(const cpu_features &f) { return avx512_ok(f) && f.avx512vnni && f.amx_int8 && f.os_amx; }
+// (the AMX table's tiles are all AMX-BF16: Q8_0 / Q4_0 prompts dequantized to bf16, and BF16 weights)
+bool amx_ok(const cpu_features &f) {
+    return avx512_ok(f) && f.avx512vnni && f.avx512bf16 && f.amx_bf16 && f.os_amx;
+}
 
 kernels build(enum gptneox_kernel_path path) {
     kernels k;
@@ -60,8 +63,8 @@ kernels build(enum gptneox_kernel_path path) {
         fill_gemm_f16_packed_avx512(k);
         if (f.avx512bf16) fill_gemm_bf16dp_avx512(k);
         if (path == GPTNEOX_KERNELS_AMX) {
-            fill_gemm_amx(k);
-            if (f.avx512bf16 && f.amx_bf16) fill_gemm_bf16_amx(k);
+            fill_gemm_qbf16_amx(k);
+            fill_gemm_bf16_amx(k);
         }
     }
     k.path = path;

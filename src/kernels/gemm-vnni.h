@@ -1,5 +1,5 @@
 // Pieces shared by the AVX-512 VNNI Q8_0 / Q4_0 kernels: gemm-avx512.cpp (rows read in place) and
-// gemm-packed-avx512.cpp (rows repacked at load); gemm-amx.cpp reads its prep layout. Included only by
+// gemm-packed-avx512.cpp (rows repacked at load). Included only by
 // files built with the AVX-512 flags.
 //
 // Every kernel gives every output the same arithmetic, so a token's result does not depend on how many

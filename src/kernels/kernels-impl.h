@@ -19,17 +19,17 @@ void fill_gemm_avx512_vnni(kernels &k);
 // Set the Q8_0 / Q4_0 packed layouts, the loader's repack and the gemm over them
 // (gemm-packed-avx512.cpp; AVX-512 with VNNI only).
 void fill_packed_avx512_vnni(kernels &k);
-// Its Q8_0 / Q4_0 gemms over the packed layouts, which the AMX gemm calls for batches too small for a tile.
+// Its Q8_0 / Q4_0 gemms over the packed layouts, which the AMX gemm calls for batches too small for its tiles.
 void gemm_packed_q8_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
                          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work);
 void gemm_packed_q4_vnni(int64_t n, const void *w, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
                          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work);
-// Replace the Q8_0 / Q4_0 packed gemms of an AVX-512 VNNI table by the AMX-INT8 tile kernel (gemm-amx.cpp;
-// only on a CPU with AMX-INT8 whose OS granted the tile state, see amx_permission). The test variant,
-// for packed_test only and never dispatched, takes its tokens one tile per chunk (so small batches cover
-// the chunking) and, with emulate, computes the tile instructions in scalar code (CPUs without AMX).
-void fill_gemm_amx(kernels &k);
-void fill_gemm_amx_test(kernels &k, bool emulate);
+// Replace the Q8_0 / Q4_0 packed gemms of an AVX-512 VNNI table by the AMX-BF16 tile kernel for batches of
+// 16+ tokens (gemm-qbf16-amx.cpp; AMX-BF16 with AVX512_BF16, the OS having granted the tile state).
+// The test variant (packed_test only, never dispatched) takes its tokens in passes of two tiles and its
+// blocks in the smallest K-slices, so that small sizes cover both loops.
+void fill_gemm_qbf16_amx(kernels &k);
+void fill_gemm_qbf16_amx_test(kernels &k);
 // Set the BF16 packed layout, repack and tile gemm of the AMX table (gemm-bf16-amx.cpp; AMX-BF16 with
 // AVX512_BF16, whose bf16 activations it reads).
 void fill_gemm_bf16_amx(kernels &k);

@@ -54,7 +54,8 @@ struct type_traits {
     // kernel); otherwise from gemm_prep's layout at prep + t * prep_stride (the prompt kernel, which
     // repacks 16 weight rows at a time into `work`, gemm_work_bytes(n) bytes, 64-byte aligned).
     // Both give bit-identical results for the same token, whatever n_tok, so batching never changes
-    // logits. Requires n % 32 == 0.
+    // logits -- except gemm_packed on the AMX path (gemm-qbf16-amx.cpp), whose batches of 16+ tokens
+    // take bf16 activations and differ from smaller ones in rounding. Requires n % 32 == 0.
     // F16 / BF16 weights (vec_dot_type F32, gemm-f16-*.cpp): the tokens are f32 rows read in place at
     // act + t * act_stride, prep / work unused (nullptr), any n >= 1; same batch invariance.
     void (*gemm)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, size_t act_stride,
@@ -74,7 +75,8 @@ struct type_traits {
     // apart) as n_rows / 16 consecutive groups. gemm_packed is gemm over that layout: w = the group of
     // the first row, row_bytes = the group stride, rows a multiple of 16 from a group's start; it gives
     // results bit-identical to gemm on the original rows -- except the 16-bit float kernels (BF16 on AMX,
-    // F16 on AVX-512), whose own summation orders their files state (as batch-invariant; tested there).
+    // F16 on AVX-512), whose own summation orders their files state (as batch-invariant; tested there),
+    // and AMX's Q8_0 / Q4_0 tiles for batches of 16+ tokens (bf16; packed_test).
     uint32_t packed_layout = 0;
     size_t (*packed_group_bytes)(int64_t n) = nullptr;
     void (*repack)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, uint8_t *out) = nullptr;
@@ -82,16 +84,20 @@ struct type_traits {
                         size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok, float *y,
                         size_t y_stride, void *work) = nullptr;
     // Optional (nullptr: gemm_work_bytes): bytes of the work area each thread's gemm / gemm_packed call
-    // gets in prompt batches, for a kernel that needs more (gemm-amx.cpp).
+    // gets in prompt batches, for a kernel that needs more (gemm-qbf16-amx.cpp).
     size_t (*gemm_work_size)(int64_t n) = nullptr;
     // Optional: the packed prompt kernel's own activation layout, made once per matmul of at least
     // gemm_pack_min_tokens tokens, after gemm_prep: tile i (tokens 16i .. 16i + 15, zeros past n_tok) is
     // written by gemm_pack(n, prep, prep_stride, n_tok, i, out) to gemm_pack_bytes(n) bytes at out (64-byte
     // aligned). gemm_packed then gets the tiles as act, act_stride = that size rounded up to 64.
+    // With gemm_pack_f32 the tiles are made from the f32 activations instead (prep = the x rows as bytes,
+    // prep_stride = their stride in bytes) and matmul makes no Q8_0 rows or gemm_prep for those batches:
+    // gemm_packed gets prep == nullptr (gemm-qbf16-amx.cpp, whose tiles are bf16).
     void (*gemm_pack)(int64_t n, const uint8_t *prep, size_t prep_stride, int64_t n_tok, int64_t tile,
                       uint8_t *out) = nullptr;
     size_t (*gemm_pack_bytes)(int64_t n) = nullptr;
     int64_t gemm_pack_min_tokens = 0;
+    bool gemm_pack_f32 = false;
 };
 
 // Size of the gemm work area (kernels/gemm-avx512.cpp's layout).

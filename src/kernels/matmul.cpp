@@ -53,7 +53,12 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
                                                  tr.vec_dot_type == GPTNEOX_TYPE_F32 ||
                                                  tr.vec_dot_type == GPTNEOX_TYPE_BF16);
     const bool prompt = use_gemm && n_tokens >= tr.gemm_min_tokens;
-    const bool use_prep = use_gemm && tr.gemm_prep && (prompt || tr.gemm_prep_decode);
+    // the weight's copy in this path's own layout, if the loader made one (rows in groups of 16; chunks of
+    // kGemmRows rows start on a group)
+    const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
+    // a packed kernel that takes its tiles from the f32 rows needs no quantized activations
+    const bool pack_f32 = packed && prompt && tr.gemm_pack && tr.gemm_pack_f32 && n_tokens >= tr.gemm_pack_min_tokens;
+    const bool use_prep = !pack_f32 && use_gemm && tr.gemm_prep && (prompt || tr.gemm_prep_decode);
     int nth = n_threads < pool.size() ? n_threads : pool.size();
     if (nth < 1) nth = 1;
 
@@ -63,15 +68,18 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     const size_t prep_bytes = tr.gemm_prep_size(ne0);
     const size_t prep_stride = use_prep ? (prep_bytes + 63) / 64 * 64 : 0;
     const size_t work_need = tr.gemm_work_size ? tr.gemm_work_size(ne0) : gemm_work_bytes(ne0);
-    const size_t work_bytes = use_prep && prompt ? (work_need + 63) / 64 * 64 : 0;
-    // the weight's copy in this path's own layout, if the loader made one (rows in groups of 16; chunks of
-    // kGemmRows rows start on a group)
-    const bool packed = use_gemm && W.packed && tr.gemm_packed && W.packed_layout == tr.packed_layout;
+    const size_t work_bytes = (use_prep || pack_f32) && prompt ? (work_need + 63) / 64 * 64 : 0;
     const int64_t pack_tiles =
         packed && work_bytes && tr.gemm_pack && n_tokens >= tr.gemm_pack_min_tokens ? (n_tokens + 15) / 16 : 0;
     const size_t pack_stride = pack_tiles ? (tr.gemm_pack_bytes(ne0) + 63) / 64 * 64 : 0;
     uint8_t *prep = nullptr, *work_area = nullptr, *tiles = nullptr;
-    if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
+    if (pack_f32) {
+        // scratch: [nth gemm work areas][gemm_pack tiles], each 64-byte aligned
+        const size_t need = 64 + work_bytes * size_t(nth) + pack_stride * size_t(pack_tiles);
+        if (scratch.size() < need) scratch.resize(need);
+        work_area = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t(63));
+        tiles = work_area + work_bytes * size_t(nth);
+    } else if (tr.vec_dot_type != GPTNEOX_TYPE_F32) {
         act_stride = static_cast<size_t>(ne0 / at->blck) * at->type_size;
         const size_t q_bytes = (act_stride * static_cast<size_t>(n_tokens) + 63) / 64 * 64;
         // scratch: [quantized rows][gemm_prep rows][nth gemm work areas][gemm_pack tiles], each 64-byte aligned
@@ -101,8 +109,13 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
         auto pack = [&](int ith, int nt) {
             int64_t i0, i1;
             split_range(pack_tiles, ith, nt, &i0, &i1);
-            for (int64_t i = i0; i < i1; i++)
-                tr.gemm_pack(ne0, prep, prep_stride, n_tokens, i, tiles + size_t(i) * pack_stride);
+            for (int64_t i = i0; i < i1; i++) {
+                if (pack_f32)
+                    tr.gemm_pack(ne0, reinterpret_cast<const uint8_t *>(x), size_t(x_stride) * sizeof(float), n_tokens,
+                                 i, tiles + size_t(i) * pack_stride);
+                else
+                    tr.gemm_pack(ne0, prep, prep_stride, n_tokens, i, tiles + size_t(i) * pack_stride);
+            }
         };
         pool.run(pack_tiles > 1 ? n_threads : 1, pack);
         act_q = tiles;

@@ -1,6 +1,6 @@
 // The x16 layouts of Q4_0 / Q8_0 (and, for AMX, BF16; for AVX-512, F16) matrices repacked at load
 // (use_extra_bufts, loader/repack.cpp), shared by the kernel paths that read them: gemm-packed-avx512.cpp
-// (16 rows per 64-byte vector), gemm-amx.cpp (the same vectors as AMX B tiles), gemm-avx2.cpp (Q4_0: rows
+// (16 rows per 64-byte vector), gemm-qbf16-amx.cpp (dequantizes them to bf16 tiles), gemm-avx2.cpp (Q4_0: rows
 // 0-7 / 8-15 as the low / high 32 bytes of each vector); the 16-bit pairs layout: gemm-bf16-amx.cpp (BF16)
 // and gemm-f16-packed-avx512.cpp (F16). A path declares the
 // layout it reads in type_traits::packed_layout; a copy made by one path is read by every path that

@@ -4,11 +4,10 @@
 // matmul over the rows in place, for odd shapes (blocks per row odd and even, 1..23 groups of 16 rows,
 // chunks that end inside a 32-row pair) and 1..37 tokens (decode, the 16-row and 32-row prompt kernels,
 // partial token tiles), with 1 and 2 threads. A path without a packed layout, or a CPU without the path, is
-// reported and skipped. F16 (AVX-512) and BF16 (AMX) sum in their own orders: their tests are at the end.
-// The AMX path's Q8_0 / Q4_0 tile kernel runs here too: as dispatched, and with one token tile per chunk (so
-// these batches cover its chunking); on any CPU with AVX-512 VNNI, the latter with its tile instructions
-// emulated in scalar code (fill_gemm_amx_test): its layouts, loops and tails are checked on any AVX-512
-// VNNI machine, the instructions themselves only on AMX hardware.
+// reported and skipped. F16 (AVX-512) and BF16 (AMX) sum in their own orders: their tests are at the end,
+// as is the AMX path's Q8_0 / Q4_0 tile kernel for batches of 16+ tokens (bf16; below 16 tokens that path
+// is the VNNI kernels, checked bit for bit here like the others), as dispatched and with passes of two
+// token tiles and the smallest K-slices (fill_gemm_qbf16_amx_test), so these sizes cover both loops.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,6 +106,8 @@ void test_type(const kernels &k, thread_pool &pool, uint32_t type, const char *l
             const weight W = weight::rows(type, n, rows, rb, w.data());
             std::normal_distribution<float> d(0.0f, 1.0f);
             for (int64_t nt : {1, 2, 3, 5, 7, 12, 16, 17, 37}) {
+                // (a tile kernel on bf16 activations: its batches are test_qbf16_amx's)
+                if (t.gemm_pack_f32 && nt >= t.gemm_pack_min_tokens) continue;
                 std::vector<float> x(size_t(n * nt));
                 for (auto &v : x) v = d(rng);
                 std::vector<float> y0(size_t(rows * nt));
@@ -171,6 +172,57 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
     }
 }
 
+// Q8_0 / Q4_0 batches of 16+ tokens on the AMX path's bf16 tiles (gemm-qbf16-amx.cpp): against a double
+// dot of its statement's values -- weights bf16(q * d), activations bf16dp_round_ref(x) -- within the f32
+// summation bound (as test_bf16_amx), and bit for bit across batches of 16+ tokens and threads (a token's
+// result does not depend on its batch). Sizes cover odd block counts, one group pair and a lone group, K-
+// slices (the test variant's: 8 blocks) and passes of two token tiles, full and partial token tiles.
+void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const char *label) {
+    const type_traits &t = k.traits[type];
+    const bool q4 = type == GPTNEOX_TYPE_Q4_0;
+    const char *tname = q4 ? "q4_0" : "q8_0";
+    if (!t.gemm_pack_f32) {
+        std::printf("%s %s: no bf16 tile kernel here (needs AMX-BF16 and AVX512_BF16)\n", label, tname);
+        return;
+    }
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t n : {32, 96, 288, 2816 + 32}) {
+        for (int64_t rows : {16, 48, 64, 368}) {
+            std::snprintf(g_ctx, sizeof g_ctx, "%s %s tiles n=%lld rows=%lld", label, tname, static_cast<long long>(n),
+                          static_cast<long long>(rows));
+            std::vector<uint8_t> w = rand_quant(type, n, rows);
+            const size_t rb = w.size() / size_t(rows);
+            const packed_copy pc(t, type, n, rows, rb, w.data());
+            std::vector<float> wf(size_t(n * rows)); // the weights as the tiles see them: bf16(q * d)
+            for (int64_t r = 0; r < rows; r++) {
+                k.traits[type].to_float(w.data() + size_t(r) * rb, wf.data() + r * n, n);
+                for (int64_t i = 0; i < n; i++) wf[size_t(r * n + i)] = bf16_value(bf16dp_round_ref(wf[size_t(r * n + i)]));
+            }
+            const int64_t max_tok = 53;
+            std::vector<float> x(size_t(n * max_tok));
+            for (auto &v : x) v = nd(rng);
+            x[3] = 1e-40f; // a denormal activation: zero in bf16
+            std::vector<float> all(size_t(rows * max_tok));
+            std::vector<uint8_t> s;
+            matmul(k, pool, 2, pc.P, nullptr, x.data(), max_tok, n, all.data(), rows, s);
+            double worst = 0.0;
+            for (int64_t tk = 0; tk < max_tok; tk++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double ref = 0.0, mag = 0.0;
+                    for (int64_t i = 0; i < n; i++) {
+                        const double p = double(wf[size_t(r * n + i)]) * bf16_value(bf16dp_round_ref(x[size_t(tk * n + i)]));
+                        ref += p, mag += std::fabs(p);
+                    }
+                    const double err = std::fabs(double(all[size_t(tk * rows + r)]) - ref);
+                    const double bound = double(n) * std::ldexp(1.0, -24) * mag + 1e-30;
+                    if (err / bound > worst) worst = err / bound;
+                }
+            check(worst <= 1.0, "within the f32 summation bound of the double reference", worst);
+            check_batches(k, pool, pc.P, x, {16, 17, 32, 37}, all, "batch of 16+ == the same tokens in a batch of 53");
+        }
+    }
+}
+
 // F16 weights in the pairs layout on the AVX-512 kernels (gemm-f16-packed-avx512.cpp, also the AMX table's):
 // repack writes packed-layout.h's bytes, and every output is bit for bit the file's statement of its
 // arithmetic -- an f32 FMA chain over the even elements and one over the odd, then their sum -- whatever
@@ -226,23 +278,16 @@ int main() {
         test_type(*k, pool, GPTNEOX_TYPE_Q4_0, gptneox_kernel_path_name(p));
         test_type(*k, pool, GPTNEOX_TYPE_Q8_0, gptneox_kernel_path_name(p));
     }
-    const cpu_features &f = detect_cpu();
-    const kernels *vnni = get_kernels(GPTNEOX_KERNELS_AVX512);
-    if (vnni && f.avx512vnni) {
-        kernels emu = *vnni;
-        fill_gemm_amx_test(emu, true);
-        test_type(emu, pool, GPTNEOX_TYPE_Q4_0, "amx-emulated");
-        test_type(emu, pool, GPTNEOX_TYPE_Q8_0, "amx-emulated");
-    } else {
-        std::printf("skip amx-emulated: its f32 part needs AVX-512 VNNI\n");
-    }
     if (const kernels *amx = get_kernels(GPTNEOX_KERNELS_AMX)) {
         kernels small = *amx;
-        fill_gemm_amx_test(small, false);
-        test_type(small, pool, GPTNEOX_TYPE_Q4_0, "amx-small-chunks");
-        test_type(small, pool, GPTNEOX_TYPE_Q8_0, "amx-small-chunks");
+        const bool tiles = amx->traits[GPTNEOX_TYPE_Q8_0].gemm_pack_f32;
+        if (tiles) fill_gemm_qbf16_amx_test(small);
+        for (uint32_t type : {GPTNEOX_TYPE_Q4_0, GPTNEOX_TYPE_Q8_0}) {
+            test_qbf16_amx(*amx, pool, type, "amx");
+            if (tiles) test_qbf16_amx(small, pool, type, "amx-small-passes");
+        }
     } else {
-        std::printf("skip amx-small-chunks: no AMX-INT8\n");
+        std::printf("skip amx q8_0 / q4_0 tiles: no AMX\n");
     }
     for (enum gptneox_kernel_path p : {GPTNEOX_KERNELS_AVX512, GPTNEOX_KERNELS_AMX}) {
         if (const kernels *k = get_kernels(p)) test_f16_packed(*k, pool, gptneox_kernel_path_name(p));

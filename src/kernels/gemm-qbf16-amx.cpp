@@ -1,0 +1,272 @@
+// Q8_0 / Q4_0 prompt batches on AMX-BF16 tiles (the AMX table's gemm_packed for those types, on CPUs with
+// AMX-BF16 and AVX512_BF16; dispatch.cpp). Batches of fewer than kMinTokens tokens -- decode -- stay on the
+// VNNI kernels over the same packed weights (gemm-packed-avx512.cpp), with Q8_0 activations.
+//
+// Why bf16: Q8_0 scales every 32 weights by their own f16, so an int8 tile product (TDPBSSD) covers one
+// block, after which its 16 x 16 integer sums need converting and scaling on the AVX-512 ports -- which on
+// the Xeons we met do not work beside the tile unit (bench/amx_overlap.cpp: 23-25 ns per 16 x 16 x 32
+// block; the int8 kernel that did this, gemm-amx.cpp until 11-27, ran rinna's matrices at 490-550 GMAC/s
+// on 2 cores). Here each block's weights are dequantized once per pass (q * d, exact in f32, rounded to
+// bf16) and the tiles add up a whole K-slice in f32 with nothing between products: 700-775 GMAC/s in the
+// same phases (bench/phase_profile.py, rinna q8_0, 512 tokens), kernels_bench 1.5x the int8 kernel.
+//
+// Arithmetic of one output (the statement packed_test checks): the activations rounded to bf16 as
+// VCVTNEPS2BF16 does (bf16dp_round_ref: nearest-even, denormals to zero), the weights as
+// bf16(q * d) (q * d is exact in f32; nearest-even), and the products summed by TDPBF16PS, 32 per
+// instruction, from zero and in block order (the instruction's own way of adding its products to C is what
+// it is: tested within the f32 summation bound of a double reference). A token's result is the same in any
+// batch of kMinTokens or more; it differs in the last bits from the result of a smaller batch (the VNNI
+// kernels, Q8_0 activations), as llama.cpp's results depend on its batch's size. The bf16 rounding of
+// q * d is at most 2^-9 of the weight, below Q8_0's own rounding (up to 1/254 of its block's largest), and
+// bf16 activations are finer than Q8_0's: test_parity's table measures the compute error against Hugging
+// Face on the file's own weights at 4.3e-3 here, 1.1e-2 with Q8_0 activations.
+//
+// Loops: the tokens are packed once per matmul (gemm_pack, from the f32 rows) as tiles of 16 tokens x 32
+// bf16 per block, and taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
+// so that its tiles' slice fits kActBudget (L2); per slice, each pair of 16-row groups is dequantized into
+// the work area (the tiles' B layout, packed-layout.h's pairs) and then met by every token tile, two tiles
+// at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or at the sums
+// the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of 0.5-2 MiB within
+// the noise of each other, except 4 tiles or less: the dequantization is then paid too often.)
+#pragma GCC target("avx512bf16")
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstring>
+#include <initializer_list>
+
+#include "kernels/amx-tiles.h"
+#include "kernels/kernels-impl.h"
+#include "kernels/packed-layout.h"
+
+#pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace gptneox {
+namespace {
+
+constexpr int kTileTok = 16;
+constexpr int64_t kMinTokens = 16;                // fewer: the VNNI kernels
+constexpr int64_t kChunkTiles = 16;            // token tiles per pass over the weights (256 tokens)
+constexpr size_t kActBudget = size_t(1) << 20; // bytes of a pass's token tiles per K-slice (L2 is 2 MiB here)
+constexpr int64_t kMinSlice = 8, kMaxSlice = 128; // blocks per K-slice
+constexpr size_t kTileBytes = 1024;               // one block of a token tile or of a dequantized group
+// tiles: A0 = 0, A1 = 1 (token tiles), B0 = 2, B1 = 3 (groups), C[a][b] = 4 + 2a + b (the intrinsics paste
+// their tile numbers into the instruction text: literals below)
+
+// Every tile 16 rows of 64 bytes, except A0 and the C tiles of token tile 0 (C00, C01) with m rows (the
+// last, partial token tile). LDTILECFG zeroes the tiles: only between products.
+void configure(int m) {
+    tile_config c;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = kTileTok;
+    c.rows[0] = c.rows[4] = c.rows[5] = uint8_t(m);
+    load_tile_config(c);
+}
+
+// ---- activations: gemm_pack from f32 rows ----
+
+size_t pack_bytes(int64_t n) { return size_t(kTileTok) * size_t(n) * 2; }
+
+// Tile `tile` of n_tok tokens (x rows x_stride bytes apart): per block ib, 16 rows of 32 bf16 at
+// out + 1024 ib (zeros for tokens past n_tok).
+void pack_tile(int64_t n, const uint8_t *xv, size_t x_stride, int64_t n_tok, int64_t tile, uint8_t *out) {
+    const int64_t nb = n / 32;
+    for (int t = 0; t < kTileTok; t++) {
+        const int64_t tok = kTileTok * tile + t;
+        uint8_t *o = out + 64 * t;
+        if (tok >= n_tok) {
+            for (int64_t ib = 0; ib < nb; ib++) std::memset(o + kTileBytes * size_t(ib), 0, 64);
+            continue;
+        }
+        const float *x = reinterpret_cast<const float *>(xv + size_t(tok) * x_stride);
+        for (int64_t ib = 0; ib < nb; ib++) {
+            const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 32 * ib + 16), _mm512_loadu_ps(x + 32 * ib));
+            _mm512_store_si512(o + kTileBytes * size_t(ib), reinterpret_cast<const __m512i &>(h));
+        }
+    }
+}
+
+// ---- weights: one group's blocks [b0, b1) dequantized into the pairs layout ----
+
+// Row scales of a packed block as f32, spread for quarter j of a 64-byte vector (lane 4i + e = row 4j + i).
+struct block_scales {
+    __m512 d[4], off[4]; // d; and d times the stored value of zero (Q8_0: 128, Q4_0: 8)
+};
+template <bool Q4> block_scales scales_of(const uint8_t *grp, int64_t ib) {
+    const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i *>(grp + x16_scales_at<Q4>(ib)));
+    const __m512 d = _mm512_cvtph_ps(h);
+    const __m512 zero = _mm512_set1_ps(Q4 ? 8.0f : 128.0f);
+    block_scales s;
+    const __m512i lane = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 2);
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        s.d[j] = _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(4 * j)), d);
+        s.off[j] = _mm512_mul_ps(s.d[j], zero); // exact: a power of two
+    }
+    return s;
+}
+
+// Four quarters' values (rows 4j..4j+3 x 4 consecutive elements each, f32) -> the two pair lines of those
+// elements: line 0 = elements (0, 1) of every row, line 1 = (2, 3).
+inline void store_lines(const __m512 f[4], uint8_t *line0, uint8_t *line1) {
+    const __m512bh lo = _mm512_cvtne2ps_pbh(f[1], f[0]), hi = _mm512_cvtne2ps_pbh(f[3], f[2]);
+    // dword 2r (+1) of lo / hi: row r (8 + r) elements 0-1 (2-3)
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i l = reinterpret_cast<const __m512i &>(lo), h = reinterpret_cast<const __m512i &>(hi);
+    _mm512_store_si512(line0, _mm512_permutex2var_epi32(l, even, h));
+    _mm512_store_si512(line1, _mm512_permutex2var_epi32(l, odd, h));
+}
+
+// (stored - zero) * d, exactly q * d: one rounding of an exact product
+inline __m512 value(__m512i stored, const block_scales &s, int j) {
+    return _mm512_fmsub_ps(_mm512_cvtepi32_ps(stored), s.d[j], s.off[j]);
+}
+
+template <bool Q4> void dequantize(const uint8_t *grp, int64_t b0, int64_t b1, uint8_t *out) {
+    for (int64_t ib = b0; ib < b1; ib++) {
+        const block_scales s = scales_of<Q4>(grp, ib);
+        const uint8_t *q = grp + x16_quants_at<Q4>(ib);
+        uint8_t *o = out + kTileBytes * size_t(ib - b0);
+        #pragma GCC unroll 2
+        for (int v = 0; v < (Q4 ? 4 : 8); v++) { // vector v: elements 4v..4v+3 (Q4_0: and 16 + 4v.. above)
+            __m512 f[4], g[4];
+            #pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const __m512i u = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i *>(q + 64 * v + 16 * j)));
+                if constexpr (Q4) {
+                    f[j] = value(_mm512_and_si512(u, _mm512_set1_epi32(15)), s, j);
+                    g[j] = value(_mm512_srli_epi32(u, 4), s, j);
+                } else {
+                    f[j] = value(u, s, j);
+                }
+            }
+            store_lines(f, o + 64 * (2 * v), o + 64 * (2 * v + 1));
+            if constexpr (Q4) store_lines(g, o + 64 * (8 + 2 * v), o + 64 * (8 + 2 * v + 1));
+        }
+    }
+}
+
+// ---- the tile loop ----
+
+// Token tiles a0 (and a1 if Pair) against groups' slices w0 (and w1 if Two), nb blocks; C from y (or zero
+// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows).
+template <bool Pair, bool Two>
+void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb, bool first,
+              float *y0, float *y1, size_t y_stride) {
+    const size_t ys = y_stride * sizeof(float);
+    __asm__ volatile("" ::: "memory"); // (tileloadd's asm declares no memory input)
+    if (first) {
+        _tile_zero(4);
+        if (Two) _tile_zero(5);
+        if (Pair) _tile_zero(6);
+        if (Pair && Two) _tile_zero(7);
+    } else {
+        _tile_loadd(4, y0, ys);
+        if (Two) _tile_loadd(5, y0 + 16, ys);
+        if (Pair) _tile_loadd(6, y1, ys);
+        if (Pair && Two) _tile_loadd(7, y1 + 16, ys);
+    }
+    for (int64_t ib = 0; ib < nb; ib++) {
+        const size_t o = kTileBytes * size_t(ib);
+        _tile_loadd(0, a0 + o, 64);
+        _tile_loadd(2, w0 + o, 64);
+        if (Two) _tile_loadd(3, w1 + o, 64);
+        if (Pair) _tile_loadd(1, a1 + o, 64);
+        _tile_dpbf16ps(4, 0, 2);
+        if (Two) _tile_dpbf16ps(5, 0, 3);
+        if (Pair) _tile_dpbf16ps(6, 1, 2);
+        if (Pair && Two) _tile_dpbf16ps(7, 1, 3);
+    }
+    _tile_stored(4, y0, ys);
+    if (Two) _tile_stored(5, y0 + 16, ys);
+    if (Pair) _tile_stored(6, y1, ys);
+    if (Pair && Two) _tile_stored(7, y1 + 16, ys);
+}
+
+template <bool Two>
+void tile_pair(bool pair, const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb,
+               bool first, float *y0, float *y1, size_t y_stride) {
+    if (pair) products<true, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride);
+    else products<false, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride);
+}
+
+// Tokens [c0, c0 + c_tok) of the packed tiles against rows [0, 16 groups): K-slices of at most Budget bytes
+// of these tiles each, every pair of groups dequantized once per slice into wb.
+template <bool Q4, size_t Budget>
+void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles, size_t act_stride,
+           int64_t c_tok, float *y, size_t y_stride, uint8_t *wb, int &configured) {
+    const int64_t n_full = c_tok / kTileTok, tail = c_tok % kTileTok, n_tiles = n_full + (tail ? 1 : 0);
+    int64_t slice = int64_t(Budget / (kTileBytes * size_t(n_tiles)));
+    slice = slice < kMinSlice ? kMinSlice : slice > kMaxSlice ? kMaxSlice : slice;
+    uint8_t *w0 = wb, *w1 = wb + kTileBytes * size_t(kMaxSlice);
+    for (int64_t k0 = 0; k0 < nb; k0 += slice) {
+        const int64_t k1 = k0 + slice < nb ? k0 + slice : nb;
+        for (int64_t g = 0; g < groups; g += 2) {
+            const bool two = g + 1 < groups;
+            dequantize<Q4>(w + size_t(g) * gb, k0, k1, w0);
+            if (two) dequantize<Q4>(w + size_t(g + 1) * gb, k0, k1, w1);
+            // token tiles i (and i + 1 if pair) against the pair's slices
+            auto run = [&](int64_t i, bool pair) {
+                const uint8_t *a0 = tiles + size_t(i) * act_stride + kTileBytes * size_t(k0);
+                float *y0 = y + size_t(kTileTok * i) * y_stride + 16 * g, *y1 = y0 + kTileTok * y_stride;
+                if (two) tile_pair<true>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride);
+                else tile_pair<false>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride);
+            };
+            if (n_full) {
+                if (configured != kTileTok) configure(configured = kTileTok);
+                for (int64_t i = 0; i < n_full; i += 2) run(i, i + 1 < n_full);
+            }
+            if (tail) {
+                if (configured != int(tail)) configure(configured = int(tail));
+                run(n_full, false);
+            }
+        }
+    }
+}
+
+size_t work_bytes(int64_t n) {
+    const size_t own = 64 + 2 * kTileBytes * size_t(kMaxSlice);
+    return own > gemm_work_bytes(n) ? own : gemm_work_bytes(n);
+}
+
+template <bool Q4, int64_t ChunkTiles, size_t Budget>
+void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    // (from kMinTokens on, matmul has packed the tokens from their f32 rows: act; no prep)
+    if (n_tok < kMinTokens || act == nullptr || work == nullptr)
+        return (Q4 ? gemm_packed_q4_vnni : gemm_packed_q8_vnni)(n, wv, gb, n_rows, act, act_stride, prep, prep_stride,
+                                                                n_tok, y, y_stride, work);
+    const uint8_t *tiles = static_cast<const uint8_t *>(act), *w = static_cast<const uint8_t *>(wv);
+    uint8_t *wb = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
+    int configured = 0;
+    for (int64_t c0 = 0; c0 < n_tok; c0 += kTileTok * ChunkTiles) {
+        const int64_t c_tok = n_tok - c0 < kTileTok * ChunkTiles ? n_tok - c0 : kTileTok * ChunkTiles;
+        chunk<Q4, Budget>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride, act_stride, c_tok,
+                          y + size_t(c0) * y_stride, y_stride, wb, configured);
+    }
+    if (configured) _tile_release();
+}
+
+} // namespace
+
+void fill_gemm_qbf16_amx(kernels &k) {
+    for (uint32_t t : {GPTNEOX_TYPE_Q4_0, GPTNEOX_TYPE_Q8_0}) {
+        type_traits &tr = k.traits[t];
+        tr.gemm_work_size = work_bytes;
+        tr.gemm_pack = pack_tile;
+        tr.gemm_pack_f32 = true;
+        tr.gemm_pack_bytes = pack_bytes;
+        tr.gemm_pack_min_tokens = kMinTokens;
+    }
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, kChunkTiles, kActBudget>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, kChunkTiles, kActBudget>;
+}
+void fill_gemm_qbf16_amx_test(kernels &k) {
+    fill_gemm_qbf16_amx(k);
+    // passes of two token tiles and K-slices of kMinSlice blocks, so that packed_test's sizes cover both
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, 2, 1>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, 2, 1>;
+}
+
+} // namespace gptneox
