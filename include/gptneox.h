@@ -376,7 +376,7 @@ GPTNEOX_API void gptneox_batch_free(struct gptneox_batch batch);
  * tokens; the cache is left as before).
  * As llama.h allows, a call may return before its results are computed: a call of up to 32 tokens
  * (context without embeddings or abort callback) is checked, given its KV cells and output rows, and
- * queued; consecutive queued calls are computed together, in steps of up to max(n_ubatch, min(128,
+ * queued; consecutive queued calls are computed together, in steps of up to max(n_ubatch, min(256,
  * n_ctx)) tokens, when their results are first needed -- by gptneox_synchronize, the logits and
  * embeddings getters, sampling, the memory and state functions, or a decode call that cannot join the
  * queue. Results are bit-identical to computing each call on its own, except where a token's logits

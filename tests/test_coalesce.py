@@ -130,16 +130,16 @@ def tokens(n: int, seed: int, n_vocab: int) -> List[int]:
 
 
 def test_prompt_in_small_calls(model: _lib.Model) -> None:
-    # 150 tokens in calls of 8 with n_ubatch 8: coalesced up to 128 tokens (a flush mid-way), then read
-    calls = seq_calls(tokens(150, 1, model.n_vocab), 8)
-    ref = one_by_one(model, calls)
-    c = Ctx(model)
+    # 300 tokens in calls of 8 with n_ubatch 8: coalesced up to 256 tokens (a flush mid-way), then read
+    calls = seq_calls(tokens(300, 1, model.n_vocab), 8)
+    ref = one_by_one(model, calls, n_ctx=512)
+    c = Ctx(model, n_ctx=512)
     try:
         queued = c.feed(calls)
         assert queued[:3] == [8, 16, 24]
-        assert max(queued) == 128 and queued[16] == 8  # full at 16 calls; the 17th starts a new queue
+        assert max(queued) == 256 and queued[32] == 8  # full at 32 calls; the 33rd starts a new queue
         # seq_pos_max sees queued cells, and synchronizes
-        assert _lib.gptneox_memory_seq_pos_max(c.mem(), 0) == 149
+        assert _lib.gptneox_memory_seq_pos_max(c.mem(), 0) == 299
         assert c.queued() == 0
         np.testing.assert_array_equal(c.outputs(), ref[-1])
     finally:
@@ -223,7 +223,7 @@ def test_memory_and_state_calls_see_the_computed_queue(model: _lib.Model) -> Non
 
 
 def test_full_cache_returns_1_and_keeps_the_outputs(model: _lib.Model) -> None:
-    # the 16-token call does not fit the queue (capacity min(128, n_ctx) = 32): the queue runs, then the
+    # the 16-token call does not fit the queue (capacity min(256, n_ctx) = 32): the queue runs, then the
     # call finds no room and changes nothing
     toks = tokens(40, 6, model.n_vocab)
     calls = seq_calls(toks[:24], 8)

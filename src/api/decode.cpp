@@ -24,7 +24,9 @@
 namespace gptneox {
 namespace {
 
-constexpr uint32_t kCoalesceTokens = 128; // smallest coalescing capacity (a ubatch reaches ~97% of pp512)
+// smallest coalescing capacity: on AMX, Q8_0 ubatches of 128 / 256 / 512 tokens ran at 178 / 191 / 165-178
+// tok/s (rinna-3.6B, bench/phase_profile.py, 11-27): the weights' dequantization is paid once per ubatch
+constexpr uint32_t kCoalesceTokens = 256;
 
 // Validate a batch and fill c.pos / c.seq_first / c.seq_mask. Throws; changes no visible state.
 void check_batch(gptneox_context &c, const gptneox_batch &b) {
