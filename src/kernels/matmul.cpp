@@ -106,16 +106,14 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     }
     // The packed prompt kernel's own tiles of the prepped tokens, once for every row range (kernels.h).
     if (pack_tiles) {
+        // (from the f32 rows, or from gemm_prep's)
+        const uint8_t *src = pack_f32 ? reinterpret_cast<const uint8_t *>(x) : prep;
+        const size_t src_stride = pack_f32 ? size_t(x_stride) * sizeof(float) : prep_stride;
         auto pack = [&](int ith, int nt) {
             int64_t i0, i1;
             split_range(pack_tiles, ith, nt, &i0, &i1);
-            for (int64_t i = i0; i < i1; i++) {
-                if (pack_f32)
-                    tr.gemm_pack(ne0, reinterpret_cast<const uint8_t *>(x), size_t(x_stride) * sizeof(float), n_tokens,
-                                 i, tiles + size_t(i) * pack_stride);
-                else
-                    tr.gemm_pack(ne0, prep, prep_stride, n_tokens, i, tiles + size_t(i) * pack_stride);
-            }
+            for (int64_t i = i0; i < i1; i++)
+                tr.gemm_pack(ne0, src, src_stride, n_tokens, i, tiles + size_t(i) * pack_stride);
         };
         pool.run(pack_tiles > 1 ? n_threads : 1, pack);
         act_q = tiles;

@@ -193,9 +193,11 @@ void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const ch
             std::vector<uint8_t> w = rand_quant(type, n, rows);
             const size_t rb = w.size() / size_t(rows);
             const packed_copy pc(t, type, n, rows, rb, w.data());
-            std::vector<float> wf(size_t(n * rows)); // the weights as the tiles see them: bf16(q * d)
+            // the weights as the tiles see them: bf16(q * d), q * d from the scalar reference's dequantization
+            const type_traits &ref_t = get_kernels(GPTNEOX_KERNELS_SCALAR)->traits[type];
+            std::vector<float> wf(size_t(n * rows));
             for (int64_t r = 0; r < rows; r++) {
-                k.traits[type].to_float(w.data() + size_t(r) * rb, wf.data() + r * n, n);
+                ref_t.to_float(w.data() + size_t(r) * rb, wf.data() + r * n, n);
                 for (int64_t i = 0; i < n; i++) wf[size_t(r * n + i)] = bf16_value(bf16dp_round_ref(wf[size_t(r * n + i)]));
             }
             const int64_t max_tok = 53;
