@@ -24,7 +24,7 @@ from neox_cpp.quantize import quantize_file
 Call = Tuple[List[int], List[int], List[List[int]], List[bool]]
 
 
-KERNELS_AVX512, KERNELS_AMX = 3, 4
+KERNELS_AVX512, KERNELS_AMX = _lib.GPTNEOX_KERNELS_AVX512, _lib.GPTNEOX_KERNELS_AMX
 HAVE_AMX = bool(_lib.gptneox_kernel_path_supported(KERNELS_AMX))
 # the kernel path of every Ctx (0: the default); set by the model fixture
 _kernel_path = 0
