@@ -3,8 +3,8 @@
 // VNNI kernels over the same packed weights (gemm-packed-avx512.cpp), with Q8_0 activations.
 //
 // Why bf16: Q8_0 scales every 32 weights by their own f16, so an int8 tile product (TDPBSSD) covers one
-// block, after which its 16 x 16 integer sums need converting and scaling on the AVX-512 ports -- which on
-// the Xeons we met do not work beside the tile unit (bench/amx_overlap.cpp: 23-25 ns per 16 x 16 x 32
+// block, after which its 16 x 16 integer sums need storing, converting and scaling on the AVX-512 ports --
+// which on the Xeons we met then do not work beside the tile unit (bench/amx_overlap.cpp: 23-25 ns per 16 x 16 x 32
 // block; the int8 kernel that did this, gemm-amx.cpp until 11-27, ran rinna's matrices at 490-550 GMAC/s
 // on 2 cores). Here each block's weights are dequantized once per pass (q * d, exact in f32, rounded to
 // bf16) and the tiles add up a whole K-slice in f32 with nothing between products: 700-775 GMAC/s in the
@@ -24,10 +24,16 @@
 // Loops: the tokens are packed once per matmul (gemm_pack, from the f32 rows) as tiles of 16 tokens x 32
 // bf16 per block, and taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
 // so that its tiles' slice fits kActBudget (L2); per slice, each pair of 16-row groups is dequantized into
-// the work area (the tiles' B layout, packed-layout.h's pairs) and then met by every token tile, two tiles
-// at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or at the sums
-// the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of 0.5-2 MiB within
-// the noise of each other, except 4 tiles or less: the dequantization is then paid too often.)
+// one half of the work area (the tiles' B layout, packed-layout.h's pairs) and then met by every token
+// tile, two tiles at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or
+// at the sums the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of
+// 0.5-2 MiB within the noise of each other, except 4 tiles or less: the dequantization is then paid too
+// often.) While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after
+// each block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands
+// are loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
+// dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (64-token batches) no
+// longer (62-65 ns against 22 + 35.5 apart), so there the pair is dequantized alone first
+// (kMaxVectorsPerProducts).
 #pragma GCC target("avx512bf16")
 #include <immintrin.h>
 
@@ -50,6 +56,12 @@ constexpr int64_t kMinTokens = 16;                // fewer: the VNNI kernels
 constexpr int64_t kChunkTiles = 16;            // token tiles per pass over the weights (256 tokens)
 constexpr size_t kActBudget = size_t(1) << 20; // bytes of a pass's token tiles per K-slice (L2 is 2 MiB here)
 constexpr int64_t kMinSlice = 8, kMaxSlice = 128; // blocks per K-slice
+// The next group pair's dequantization runs inside the tile loop (dequantizer) when it takes at most this
+// many vectors per block product (batches of 128+ tokens); above (64 tokens: 8), it runs alone before the
+// loop: kernels_bench on the Xeon, rinna's 11264 x 2816, 2 threads, interleaved: 512 tokens 14.3-14.8 vs
+// 18.1-18.2 ms alone, 256 tokens 6.9-7.4 vs 7.6-8.3, 64 tokens 2.3-2.4 either way with a limit of 4, but
+// 2.7-3.2 with the eight inside; a limit of 2-4 vectors and the rest alone gave no gain at 64 tokens.
+constexpr int kMaxVectorsPerProducts = 4;
 constexpr size_t kTileBytes = 1024;               // one block of a token tile or of a dequantized group
 // tiles: A0 = 0, A1 = 1 (token tiles), B0 = 2, B1 = 3 (groups), C[a][b] = 4 + 2a + b (the intrinsics paste
 // their tile numbers into the instruction text: literals below)
@@ -123,37 +135,76 @@ inline __m512 value(__m512i stored, const block_scales &s, int j) {
     return _mm512_fmsub_ps(_mm512_cvtepi32_ps(stored), s.d[j], s.off[j]);
 }
 
-template <bool Q4> void dequantize(const uint8_t *grp, int64_t b0, int64_t b1, uint8_t *out) {
-    for (int64_t ib = b0; ib < b1; ib++) {
-        const block_scales s = scales_of<Q4>(grp, ib);
-        const uint8_t *q = grp + x16_quants_at<Q4>(ib);
-        uint8_t *o = out + kTileBytes * size_t(ib - b0);
-        #pragma GCC unroll 2
-        for (int v = 0; v < (Q4 ? 4 : 8); v++) { // vector v: elements 4v..4v+3 (Q4_0: and 16 + 4v.. above)
-            __m512 f[4], g[4];
-            #pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                const __m512i u = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i *>(q + 64 * v + 16 * j)));
-                if constexpr (Q4) {
-                    f[j] = value(_mm512_and_si512(u, _mm512_set1_epi32(15)), s, j);
-                    g[j] = value(_mm512_srli_epi32(u, 4), s, j);
-                } else {
-                    f[j] = value(u, s, j);
-                }
-            }
-            store_lines(f, o + 64 * (2 * v), o + 64 * (2 * v + 1));
-            if constexpr (Q4) store_lines(g, o + 64 * (8 + 2 * v), o + 64 * (8 + 2 * v + 1));
+// Vector v of a block (Q8_0: elements 4v..4v+3 of its 16 rows; Q4_0: those and 16 + 4v..): its pair lines
+// in the block's 1024 bytes at o.
+template <bool Q4> inline void dequantize_vector(const uint8_t *q, const block_scales &s, int v, uint8_t *o) {
+    __m512 f[4], g[4];
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512i u = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i *>(q + 64 * v + 16 * j)));
+        if constexpr (Q4) {
+            f[j] = value(_mm512_and_si512(u, _mm512_set1_epi32(15)), s, j);
+            g[j] = value(_mm512_srli_epi32(u, 4), s, j);
+        } else {
+            f[j] = value(u, s, j);
         }
     }
+    store_lines(f, o + 64 * (2 * v), o + 64 * (2 * v + 1));
+    if constexpr (Q4) store_lines(g, o + 64 * (8 + 2 * v), o + 64 * (8 + 2 * v + 1));
 }
+
+// A pair of groups' blocks [b0, b1) to dequantize into out[0], out[1], a vector at a time: the tile loop
+// of the group pair before calls step() once per block product so that the AVX-512 work runs beside the
+// tile unit's (on the Xeon: 4 products + 2-4 vectors take about as long as the products alone), and
+// finish() does what is left.
+template <bool Q4> struct dequantizer {
+    static constexpr int kVectors = Q4 ? 4 : 8; // per block
+    const uint8_t *grp[2] = {nullptr, nullptr};
+    uint8_t *out[2] = {nullptr, nullptr};
+    int n_groups = 0; // 0: nothing to do
+    int64_t b0 = 0, b1 = 0;
+    int per_step = 0; // vectors per step()
+    int h = 0, v = 0; // position: group h, block ib, vector v
+    int64_t ib = 0;
+    block_scales s;
+
+    void start(const uint8_t *g0, const uint8_t *g1, int64_t first, int64_t last, uint8_t *o0, uint8_t *o1) {
+        grp[0] = g0, grp[1] = g1, out[0] = o0, out[1] = o1;
+        n_groups = g1 ? 2 : 1, b0 = first, b1 = last, h = 0, v = 0, ib = first;
+        s = scales_of<Q4>(g0, first);
+    }
+    int64_t vectors() const { return int64_t(n_groups) * (b1 - b0) * kVectors; }
+    inline void one() {
+        dequantize_vector<Q4>(grp[h] + x16_quants_at<Q4>(ib), s, v, out[h] + kTileBytes * size_t(ib - b0));
+        if (++v < kVectors) return;
+        v = 0;
+        if (++ib == b1) ib = b0, ++h;
+        if (h < n_groups) s = scales_of<Q4>(grp[h], ib);
+    }
+    inline void step() {
+        for (int i = 0; i < per_step && h < n_groups; i++) one();
+    }
+    void finish() {
+        while (h < n_groups && v != 0) one();
+        for (; h < n_groups; h++, ib = b0)
+            for (; ib < b1; ib++) {
+                const block_scales bs = scales_of<Q4>(grp[h], ib);
+                const uint8_t *q = grp[h] + x16_quants_at<Q4>(ib);
+                uint8_t *o = out[h] + kTileBytes * size_t(ib - b0);
+                #pragma GCC unroll 2
+                for (int k = 0; k < kVectors; k++) dequantize_vector<Q4>(q, bs, k, o);
+            }
+    }
+};
 
 // ---- the tile loop ----
 
 // Token tiles a0 (and a1 if Pair) against groups' slices w0 (and w1 if Two), nb blocks; C from y (or zero
-// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows).
-template <bool Pair, bool Two>
+// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows). dq.step()
+// after each block's products.
+template <bool Pair, bool Two, class Next>
 void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb, bool first,
-              float *y0, float *y1, size_t y_stride) {
+              float *y0, float *y1, size_t y_stride, Next &next) {
     const size_t ys = y_stride * sizeof(float);
     __asm__ volatile("" ::: "memory"); // (tileloadd's asm declares no memory input)
     if (first) {
@@ -177,6 +228,7 @@ void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uin
         if (Two) _tile_dpbf16ps(5, 0, 3);
         if (Pair) _tile_dpbf16ps(6, 1, 2);
         if (Pair && Two) _tile_dpbf16ps(7, 1, 3);
+        next.step();
     }
     _tile_stored(4, y0, ys);
     if (Two) _tile_stored(5, y0 + 16, ys);
@@ -184,53 +236,77 @@ void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uin
     if (Pair && Two) _tile_stored(7, y1 + 16, ys);
 }
 
-template <bool Two>
+template <bool Two, class Next>
 void tile_pair(bool pair, const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb,
-               bool first, float *y0, float *y1, size_t y_stride) {
-    if (pair) products<true, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride);
-    else products<false, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride);
+               bool first, float *y0, float *y1, size_t y_stride, Next &next) {
+    if (pair) products<true, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride, next);
+    else products<false, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride, next);
 }
 
 // Tokens [c0, c0 + c_tok) of the packed tiles against rows [0, 16 groups): K-slices of at most Budget bytes
-// of these tiles each, every pair of groups dequantized once per slice into wb.
-template <bool Q4, size_t Budget>
+// of these tiles each; per slice, every pair of groups in turn (a step), its blocks dequantized into one
+// half of wb during the step before (the other half), then met by every token tile.
+template <bool Q4, size_t Budget, int StepVectors>
 void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles, size_t act_stride,
            int64_t c_tok, float *y, size_t y_stride, uint8_t *wb, int &configured) {
     const int64_t n_full = c_tok / kTileTok, tail = c_tok % kTileTok, n_tiles = n_full + (tail ? 1 : 0);
     int64_t slice = int64_t(Budget / (kTileBytes * size_t(n_tiles)));
     slice = slice < kMinSlice ? kMinSlice : slice > kMaxSlice ? kMaxSlice : slice;
-    uint8_t *w0 = wb, *w1 = wb + kTileBytes * size_t(kMaxSlice);
-    for (int64_t k0 = 0; k0 < nb; k0 += slice) {
-        const int64_t k1 = k0 + slice < nb ? k0 + slice : nb;
-        for (int64_t g = 0; g < groups; g += 2) {
-            const bool two = g + 1 < groups;
-            dequantize<Q4>(w + size_t(g) * gb, k0, k1, w0);
-            if (two) dequantize<Q4>(w + size_t(g + 1) * gb, k0, k1, w1);
-            // token tiles i (and i + 1 if pair) against the pair's slices
-            auto run = [&](int64_t i, bool pair) {
-                const uint8_t *a0 = tiles + size_t(i) * act_stride + kTileBytes * size_t(k0);
-                float *y0 = y + size_t(kTileTok * i) * y_stride + 16 * g, *y1 = y0 + kTileTok * y_stride;
-                if (two) tile_pair<true>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride);
-                else tile_pair<false>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride);
-            };
-            if (n_full) {
-                if (configured != kTileTok) configure(configured = kTileTok);
-                for (int64_t i = 0; i < n_full; i += 2) run(i, i + 1 < n_full);
-            }
-            if (tail) {
-                if (configured != int(tail)) configure(configured = int(tail));
-                run(n_full, false);
-            }
+    const int64_t n_pairs = (groups + 1) / 2, n_steps = (nb + slice - 1) / slice * n_pairs;
+    const size_t half = kTileBytes * size_t(kMaxSlice); // one group's slice
+    // step i: blocks [k0, k1) of groups g, g + 1 (if two), dequantized into wb's half i % 2
+    auto step_of = [&](int64_t i, int64_t &k0, int64_t &k1, int64_t &g, bool &two, uint8_t *&w0, uint8_t *&w1) {
+        k0 = i / n_pairs * slice, k1 = k0 + slice < nb ? k0 + slice : nb, g = 2 * (i % n_pairs);
+        two = g + 1 < groups, w0 = wb + 2 * half * size_t(i % 2), w1 = w0 + half;
+    };
+    auto start = [&](dequantizer<Q4> &dq, int64_t i) {
+        int64_t k0, k1, g;
+        bool two;
+        uint8_t *w0, *w1;
+        step_of(i, k0, k1, g, two, w0, w1);
+        dq.start(w + size_t(g) * gb, two ? w + size_t(g + 1) * gb : nullptr, k0, k1, w0, w1);
+    };
+    dequantizer<Q4> next;
+    start(next, 0);
+    next.finish();
+    for (int64_t i = 0; i < n_steps; i++) {
+        int64_t k0, k1, g;
+        bool two;
+        uint8_t *w0, *w1;
+        step_of(i, k0, k1, g, two, w0, w1);
+        next.n_groups = 0;
+        if (i + 1 < n_steps) {
+            start(next, i + 1);
+            const int64_t products_calls = ((n_full + 1) / 2 + (tail ? 1 : 0)) * (k1 - k0);
+            next.per_step = int((next.vectors() + products_calls - 1) / products_calls);
+            if (StepVectors) next.per_step = StepVectors; // (packed_test's variant)
+            else if (next.per_step > kMaxVectorsPerProducts) next.finish(); // now, alone
         }
+        // token tiles t (and t + 1 if pair) against the pair's slices
+        auto run = [&](int64_t t, bool pair) {
+            const uint8_t *a0 = tiles + size_t(t) * act_stride + kTileBytes * size_t(k0);
+            float *y0 = y + size_t(kTileTok * t) * y_stride + 16 * g, *y1 = y0 + kTileTok * y_stride;
+            if (two) tile_pair<true>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride, next);
+            else tile_pair<false>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride, next);
+        };
+        if (n_full) {
+            if (configured != kTileTok) configure(configured = kTileTok);
+            for (int64_t t = 0; t < n_full; t += 2) run(t, t + 1 < n_full);
+        }
+        if (tail) {
+            if (configured != int(tail)) configure(configured = int(tail));
+            run(n_full, false);
+        }
+        next.finish();
     }
 }
 
 size_t work_bytes(int64_t n) {
-    const size_t own = 64 + 2 * kTileBytes * size_t(kMaxSlice);
+    const size_t own = 64 + 4 * kTileBytes * size_t(kMaxSlice); // two halves of two groups' slices
     return own > gemm_work_bytes(n) ? own : gemm_work_bytes(n);
 }
 
-template <bool Q4, int64_t ChunkTiles, size_t Budget>
+template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
 void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
           const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
     // (from kMinTokens on, matmul has packed the tokens from their f32 rows: act; no prep)
@@ -242,7 +318,7 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
     int configured = 0;
     for (int64_t c0 = 0; c0 < n_tok; c0 += kTileTok * ChunkTiles) {
         const int64_t c_tok = n_tok - c0 < kTileTok * ChunkTiles ? n_tok - c0 : kTileTok * ChunkTiles;
-        chunk<Q4, Budget>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride, act_stride, c_tok,
+        chunk<Q4, Budget, StepVectors>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride, act_stride, c_tok,
                           y + size_t(c0) * y_stride, y_stride, wb, configured);
     }
     if (configured) _tile_release();
@@ -264,9 +340,11 @@ void fill_gemm_qbf16_amx(kernels &k) {
 }
 void fill_gemm_qbf16_amx_test(kernels &k) {
     fill_gemm_qbf16_amx(k);
-    // passes of two token tiles and K-slices of kMinSlice blocks, so that packed_test's sizes cover both
-    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, 2, 1>;
-    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, 2, 1>;
+    // passes of two token tiles and K-slices of kMinSlice blocks, so that packed_test's sizes cover both; and
+    // the next pair always dequantized inside the tile loop, 3 vectors per block product (not a divisor of
+    // a block's 8 or 4: steps end mid-block and the rest is left to finish())
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, 2, 1, 3>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, 2, 1, 3>;
 }
 
 } // namespace gptneox
