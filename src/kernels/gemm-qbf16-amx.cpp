@@ -8,7 +8,8 @@
 // block; the int8 kernel that did this, gemm-amx.cpp until 11-27, ran rinna's matrices at 490-550 GMAC/s
 // on 2 cores). Here each block's weights are dequantized once per pass (q * d, exact in f32, rounded to
 // bf16) and the tiles add up a whole K-slice in f32 with nothing between products: 700-775 GMAC/s in the
-// same phases (bench/phase_profile.py, rinna q8_0, 512 tokens), kernels_bench 1.5x the int8 kernel.
+// same phases (bench/phase_profile.py, rinna q8_0, 512 tokens), kernels_bench 1.5x the int8 kernel; 826-930
+// since the next pair is dequantized inside the tile loop (below).
 //
 // Arithmetic of one output (the statement packed_test checks): the activations rounded to bf16 as
 // VCVTNEPS2BF16 does (bf16dp_round_ref: nearest-even, denormals to zero), the weights as
@@ -28,7 +29,8 @@
 // tile, two tiles at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or
 // at the sums the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of
 // 0.5-2 MiB within the noise of each other, except 4 tiles or less: the dequantization is then paid too
-// often.) While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after
+// often. Budgets again with the dequantization inside the loop, kernels_bench, 512 tokens: 0.5-1 MiB
+// within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.) While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after
 // each block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands
 // are loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
 // dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (64-token batches) no
