@@ -8,6 +8,8 @@
 // 1,64 scalar,avx2,avx512,avx2p,avx512p,amxp q8_0,q4_0 11264). avx2p / avx512p / amxp: that path on the
 // weights repacked at load (use_extra_bufts; amxp: the AMX path, tiles for Q8_0 / Q4_0 batches of 16+
 // tokens and for BF16 weights, on CPUs that have AMX). Few rows (e.g. 256: the weights stay in L2) measure the kernels' compute alone.
+// A CPU with a large L3 keeps a single matrix there between calls (the Xeon: 480 MiB, rinna's 34 MB): to
+// read the weights from memory as the model does, give more rows than L3 holds (e.g. 180224 x 2816).
 // Build (after `make`, which compiles the objects):
 //   g++ -std=c++17 -O2 -Iinclude -Isrc -pthread bench/kernels_bench.cpp $(find build/release/src -name '*.o' ! -name '*_test.o') -o build/kernels_bench
 //   build/kernels_bench
