@@ -30,9 +30,10 @@
 // at the sums the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of
 // 0.5-2 MiB within the noise of each other, except 4 tiles or less: the dequantization is then paid too
 // often. Budgets again with the dequantization inside the loop, kernels_bench, 512 tokens: 0.5-1 MiB
-// within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.) While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after
-// each block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands
-// are loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
+// within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.)
+// While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after each
+// block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
+// loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
 // dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (64-token batches) no
 // longer (62-65 ns against 22 + 35.5 apart), so there the pair is dequantized alone first
 // (kMaxVectorsPerProducts).
@@ -236,7 +237,7 @@ template <bool Q4> struct background {
 // ---- the tile loop ----
 
 // Token tiles a0 (and a1 if Pair) against groups' slices w0 (and w1 if Two), nb blocks; C from y (or zero
-// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows). dq.step()
+// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows); next.step()
 // after each block's products.
 template <bool Pair, bool Two, class Next>
 void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb, bool first,
@@ -375,8 +376,8 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
     int configured = 0;
     for (int64_t c0 = 0; c0 < n_tok; c0 += kTileTok * ChunkTiles) {
         const int64_t c_tok = n_tok - c0 < kTileTok * ChunkTiles ? n_tok - c0 : kTileTok * ChunkTiles;
-        chunk<Q4, Budget, StepVectors>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride, act_stride, c_tok,
-                          y + size_t(c0) * y_stride, y_stride, wb, configured);
+        chunk<Q4, Budget, StepVectors>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride,
+                                       act_stride, c_tok, y + size_t(c0) * y_stride, y_stride, wb, configured);
     }
     if (configured) _tile_release();
 }
