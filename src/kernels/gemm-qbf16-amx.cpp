@@ -34,7 +34,7 @@
 // While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after each
 // block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
 // loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
-// dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (64-token batches) no
+// dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (Q8_0, 64 tokens) no
 // longer (62-65 ns against 22 + 35.5 apart), so there the pair is dequantized alone first
 // (kMaxVectorsPerProducts).
 #pragma GCC target("avx512bf16")
@@ -60,10 +60,13 @@ constexpr int64_t kChunkTiles = 16;            // token tiles per pass over the 
 constexpr size_t kActBudget = size_t(1) << 20; // bytes of a pass's token tiles per K-slice (L2 is 2 MiB here)
 constexpr int64_t kMinSlice = 8, kMaxSlice = 128; // blocks per K-slice
 // The next group pair's dequantization runs inside the tile loop (dequantizer) when it takes at most this
-// many vectors per block product (batches of 128+ tokens); above (64 tokens: 8), it runs alone before the
-// loop: kernels_bench on the Xeon, rinna's 11264 x 2816, 2 threads, interleaved: 512 tokens 14.3-14.8 vs
-// 18.1-18.2 ms alone, 256 tokens 6.9-7.4 vs 7.6-8.3, 64 tokens 2.3-2.4 either way with a limit of 4, but
-// 2.7-3.2 with the eight inside; a limit of 2-4 vectors and the rest alone gave no gain at 64 tokens.
+// many vectors per block product: a pair's block is 16 Q8_0 vectors (8 Q4_0) and meets one product call
+// per pair of full token tiles plus one for a partial tile, so in a pass of Q8_0 81-95 or 97+ tokens, of
+// Q4_0 17-31 or 33+; otherwise (Q8_0 at 64 tokens: 8) it runs alone before the loop. kernels_bench on the
+// Xeon, rinna's 11264 x 2816, Q8_0, 2 threads, interleaved: 512 tokens 14.3-14.8 vs 18.1-18.2 ms alone, 256
+// tokens 6.9-7.4 vs 7.6-8.3, 64 tokens 2.3-2.4 either way with a limit of 4, but 2.7-3.2 with the eight
+// inside; a limit of 2-4 vectors and the rest alone gave no gain at 64 tokens. Q4_0 at 64 tokens (4
+// inside): phase_profile pp64 176-180 vs 162-170 tok/s.
 constexpr int kMaxVectorsPerProducts = 4;
 constexpr size_t kTileBytes = 1024;               // one block of a token tile or of a dequantized group
 // tiles: A0 = 0, A1 = 1 (token tiles), B0 = 2, B1 = 3 (groups), C[a][b] = 4 + 2a + b (the intrinsics paste
@@ -206,7 +209,7 @@ template <bool Q4> struct dequantizer {
 };
 
 // The packed weights of the step after next, asked into L2 (prefetcht1) a few cache lines at a time while
-// this step's tiles work and the next step is dequantized alone (small batches: each step then reads its
+// this step's tiles work and the next step is dequantized alone (Q8_0 passes under 81 tokens: each step reads its
 // ~96 KiB of weights in a burst that the hardware prefetchers do not keep up with). kernels_bench on
 // weights larger than L3 (180224 x 2816 Q8_0, 64 tokens, 2 threads, interleaved): 1095-1184 GFLOP/s
 // against 979-1008 without; two steps ahead beat three or four (1030-1119, 1076-1094). Where the next step
