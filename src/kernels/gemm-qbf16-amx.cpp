@@ -35,8 +35,8 @@
 // block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
 // loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
 // dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (Q8_0, 64 tokens) no
-// longer (62-65 ns against 22 + 35.5 apart), so there the pair is dequantized alone first
-// (kMaxVectorsPerProducts).
+// longer (62-65 ns against 22 + 35.5 apart), so there 4 go inside and the rest is dequantized before the
+// tiles (kMaxVectorsPerProducts).
 #pragma GCC target("avx512bf16")
 #include <immintrin.h>
 
@@ -59,14 +59,14 @@ constexpr int64_t kMinTokens = 16;                // fewer: the VNNI kernels
 constexpr int64_t kChunkTiles = 16;            // token tiles per pass over the weights (256 tokens)
 constexpr size_t kActBudget = size_t(1) << 20; // bytes of a pass's token tiles per K-slice (L2 is 2 MiB here)
 constexpr int64_t kMinSlice = 8, kMaxSlice = 128; // blocks per K-slice
-// The next group pair's dequantization runs inside the tile loop (dequantizer) when it takes at most this
-// many vectors per block product: a pair's block is 16 Q8_0 vectors (8 Q4_0) and meets one product call
-// per pair of full token tiles plus one for a partial tile, so in a pass of Q8_0 81-95 or 97+ tokens, of
-// Q4_0 17-31 or 33+; otherwise (Q8_0 at 64 tokens: 8) it runs alone before the loop. kernels_bench on the
-// Xeon, rinna's 11264 x 2816, Q8_0, 2 threads, interleaved: 512 tokens 14.3-14.8 vs 18.1-18.2 ms alone, 256
-// tokens 6.9-7.4 vs 7.6-8.3, 64 tokens 2.3-2.4 either way with a limit of 4, but 2.7-3.2 with the eight
-// inside; a limit of 2-4 vectors and the rest alone gave no gain at 64 tokens. Q4_0 at 64 tokens (4
-// inside): phase_profile pp64 176-180 vs 162-170 tok/s.
+// At most this many vectors of the next group pair's dequantization run inside the tile loop (dequantizer)
+// after each block product; the rest runs before the loop. A pair's block is 16 Q8_0 vectors (8 Q4_0) and
+// meets one product call per pair of full token tiles plus one for a partial tile, so all of it goes
+// inside in a pass of Q8_0 81-95 or 97+ tokens, of Q4_0 17-31 or 33+; at Q8_0 64 tokens half. Measured on
+// the Xeon, kernels_bench, rinna's 11264 x 2816, Q8_0, 2 threads, interleaved: 512 tokens 14.3-14.8 vs
+// 18.1-18.2 ms all before, 256 tokens 6.9-7.4 vs 7.6-8.3; 64 tokens 2.3-2.4 with all before, 2.7-3.2 with
+// all 8 inside. At 64 tokens, 4 inside and 4 before: phase_profile pp64 150-152 vs 137-148 tok/s all before
+// (3 or 6 inside: no better). Q4_0 at 64 tokens (all 4 inside): pp64 176-180 vs 162-170 all before.
 constexpr int kMaxVectorsPerProducts = 4;
 constexpr size_t kTileBytes = 1024;               // one block of a token tile or of a dequantized group
 // tiles: A0 = 0, A1 = 1 (token tiles), B0 = 2, B1 = 3 (groups), C[a][b] = 4 + 2a + b (the intrinsics paste
@@ -209,11 +209,13 @@ template <bool Q4> struct dequantizer {
 };
 
 // The packed weights of the step after next, asked into L2 (prefetcht1) a few cache lines at a time while
-// this step's tiles work and the next step is dequantized alone (Q8_0 passes under 81 tokens: each step reads its
-// ~96 KiB of weights in a burst that the hardware prefetchers do not keep up with). kernels_bench on
+// this step's tiles work and part of the next step is dequantized before them (Q8_0 passes under 81
+// tokens: each step then reads much of its ~96 KiB of weights in a burst that the hardware prefetchers do
+// not keep up with). kernels_bench on
 // weights larger than L3 (180224 x 2816 Q8_0, 64 tokens, 2 threads, interleaved): 1095-1184 GFLOP/s
-// against 979-1008 without; two steps ahead beat three or four (1030-1119, 1076-1094). Where the next step
-// is dequantized inside the tile loop its reads are spread out already: no gain there (not done).
+// against 979-1008 without (the next step then all dequantized before the tiles); two steps ahead beat
+// three or four (1030-1119, 1076-1094). Where the next step is dequantized inside the tile loop its reads
+// are spread out already: no gain there (not done).
 struct ahead {
     const char *p[2] = {nullptr, nullptr}, *end[2] = {nullptr, nullptr}; // up to two byte ranges, in turn
     int per_step = 0;                                                     // lines per step()
@@ -316,17 +318,21 @@ void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_
         uint8_t *w0, *w1;
         step_of(i, k0, k1, g, two, w0, w1);
         const int64_t products_calls = ((n_full + 1) / 2 + (tail ? 1 : 0)) * (k1 - k0);
-        bool alone = false; // the next step dequantized before this one's tiles
+        // the next step: up to kMaxVectorsPerProducts vectors after each block product, the rest now, before
+        // this step's tiles
+        int64_t now = 0;
         next.n_groups = 0;
         if (i + 1 < n_steps) {
             start(next, i + 1);
-            next.per_step = int((next.vectors() + products_calls - 1) / products_calls);
-            if (StepVectors) next.per_step = StepVectors; // (packed_test's variant)
-            else alone = next.per_step > kMaxVectorsPerProducts;
+            const int64_t inside = int64_t(StepVectors ? StepVectors : kMaxVectorsPerProducts) * products_calls;
+            now = StepVectors || next.vectors() <= inside ? 0 : next.vectors() - inside;
+            next.per_step = int((next.vectors() - now + products_calls - 1) / products_calls);
+            if (StepVectors) next.per_step = StepVectors; // (packed_test's variant: all inside, 3 at a time)
         }
-        // the step after next's weights: over this step's block products, and the blocks dequantized alone
+        // where part of it comes now (a burst of reads): the step after next's weights, over this step's block
+        // products and the blocks dequantized now
         bg.pf = ahead();
-        if (i + 2 < n_steps && alone) {
+        if (i + 2 < n_steps && now > 0) {
             int64_t f0, f1, fg;
             bool ftwo;
             uint8_t *u0, *u1;
@@ -338,11 +344,19 @@ void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_
                 bg.pf.end[h] = grp + x16_quants_at<Q4>(f1 - 1) + x16_qbytes<Q4>();
                 lines += size_t(bg.pf.end[h] - bg.pf.p[h] + 63) / 64;
             }
-            const size_t calls = size_t(products_calls + next.n_groups * (next.b1 - next.b0));
+            const size_t calls = size_t(products_calls + now / next.kVectors);
             bg.pf.per_step = int((lines + calls - 1) / calls);
         }
-        if (alone)
-            while (next.block()) bg.pf.step();
+        for (int64_t left = now; left > 0;) {
+            if (next.v == 0 && left >= next.kVectors) { // a whole block
+                next.block();
+                bg.pf.step();
+                left -= next.kVectors;
+            } else {
+                next.one();
+                left--;
+            }
+        }
         // token tiles t (and t + 1 if pair) against the pair's slices
         auto run = [&](int64_t t, bool pair) {
             const uint8_t *a0 = tiles + size_t(t) * act_stride + kTileBytes * size_t(k0);

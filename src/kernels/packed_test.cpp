@@ -177,8 +177,9 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
 // summation bound (as test_bf16_amx), and bit for bit across batches of 16+ tokens and threads (a token's
 // result does not depend on its batch). Sizes cover odd block counts, one group pair and a lone group, K-
 // slices (the test variant's: 8 blocks) and passes of two token tiles, full and partial token tiles, and
-// the next group pair's dequantization done alone or inside the tile loop (as dispatched: Q8_0 at 81-95
-// and 97+ tokens, Q4_0 at 17-31 and 33+; always in the test variant, 3 vectors per block product).
+// the next group pair's dequantization partly before the tile loop or all inside it (as dispatched: all
+// inside for Q8_0 at 81-95 and 97+ tokens, Q4_0 at 17-31 and 33+; always all inside in the test variant, 3
+// vectors per block product).
 void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const char *label) {
     const type_traits &t = k.traits[type];
     const bool q4 = type == GPTNEOX_TYPE_Q4_0;
@@ -202,8 +203,8 @@ void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const ch
                 ref_t.to_float(w.data() + size_t(r) * rb, wf.data() + r * n, n);
                 for (int64_t i = 0; i < n; i++) wf[size_t(r * n + i)] = bf16_value(bf16dp_round_ref(wf[size_t(r * n + i)]));
             }
-            // 133 tokens: 9 tiles, so that as dispatched the next pair's Q8_0 dequantization runs inside the
-            // tile loop (and not up to 53)
+            // 133 tokens: 9 tiles, so that as dispatched the next pair's Q8_0 dequantization runs all inside
+            // the tile loop (up to 53 partly before it)
             const int64_t max_tok = 133;
             std::vector<float> x(size_t(n * max_tok));
             for (auto &v : x) v = nd(rng);
