@@ -161,8 +161,8 @@ template <bool Q4> inline void dequantize_vector(const uint8_t *q, const block_s
 
 // A pair of groups' blocks [b0, b1) to dequantize into out[0], out[1], a vector at a time: the tile loop
 // of the group pair before calls step() once per block product so that the AVX-512 work runs beside the
-// tile unit's (on the Xeon: 4 products + 2-4 vectors take about as long as the products alone), and
-// finish() does what is left.
+// tile unit's (on the Xeon: 4 products + 2 vectors take about as long as the products alone, + 4 vectors
+// a third longer), block() and one() do what comes before the loop, finish() what is left after it.
 template <bool Q4> struct dequantizer {
     static constexpr int kVectors = Q4 ? 4 : 8; // per block
     const uint8_t *grp[2] = {nullptr, nullptr};
