@@ -28,6 +28,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include "kernels/attention-groups.h"
+#include "kernels/exp-avx512.h"
 #include "kernels/kernels-impl.h"
 
 namespace gptneox {
@@ -36,27 +37,6 @@ namespace {
 constexpr int kG = 16; // keys per group = f32 lanes
 
 inline __mmask16 tail_mask(int64_t r) { return static_cast<__mmask16>((1u << r) - 1); }
-
-// exp(x), x <= 0 (x = s - max); -inf, NaN and x < -104 give 0. Cody-Waite reduction x = n ln2 + r,
-// |r| <= ln2/2, Taylor polynomial of degree 7 (truncation < 2^-28 relative), scalef for 2^n (subnormals
-// rounded correctly). About 2 ulp.
-inline __m512 exp_ps(__m512 x) {
-    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-104.0f), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x); // ln2 high part: n * it is exact
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723e-6f), r);  // ln2 low part
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
-}
 
 // Lane m of the result = the sum of the 16 lanes of a[m], by the same tree for every m:
 // ((l + l+8) + (l+4 + l+12)) for l < 4, then (0 + 2) + (1 + 3).
@@ -369,13 +349,13 @@ template <uint32_t KT, uint32_t VT> void attn_block_t(const attn_block_args &a) 
     }
 }
 
-void attn_block(const attn_block_args &a) {
+} // namespace
+
+void attn_block_avx512(const attn_block_args &a) {
     if (a.k_type == kQ8) return a.v_type == kQ8 ? attn_block_t<kQ8, kQ8>(a) : attn_block_t<kQ8, kF16>(a);
     return a.v_type == kQ8 ? attn_block_t<kF16, kQ8>(a) : attn_block_t<kF16, kF16>(a);
 }
 
-} // namespace
-
-void fill_attention_avx512(kernels &k) { k.attn_block = attn_block; }
+void fill_attention_avx512(kernels &k) { k.attn_block = attn_block_avx512; }
 
 } // namespace gptneox

@@ -54,6 +54,8 @@ float bf16dp_dot_ref(int64_t n, const uint16_t *w, const uint16_t *a);
 void fill_attention_scalar(kernels &k);
 void fill_attention_avx2(kernels &k);
 void fill_attention_avx512(kernels &k);
+// The AVX-512 table's attn_block, which the AMX one calls for what its tiles do not take (attention-amx.cpp).
+void attn_block_avx512(const attn_block_args &a);
 void fill_gelu_scalar(kernels &k);
 void fill_gelu_avx2(kernels &k);
 void fill_gelu_avx512(kernels &k);
