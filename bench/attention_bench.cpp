@@ -2,12 +2,13 @@
 // single thread, best-of-N wall time of one call (the least disturbed by other load on a shared VM).
 // The block's queries are the last n_q positions of a causal prompt of n_keys tokens (n_q = 1: one decode
 // step after n_keys - 1 cached tokens); K and V are hot in the caches, so this is the kernel's compute
-// alone. Prints microseconds per call and GFLOP/s (4 * hd flops per visible query-key pair). Random K, V, q;
-// the scale is 1/8 whatever hd (it does not change the work). With a sixth argument H > 0 (cold): H heads'
+// alone. Calls allow bf16 operands (attn_block_args::bf16, as for a Q8_0 / Q4_0 / BF16 model: the AMX
+// path's tiles for n_q >= 2). Prints microseconds per call (best, and the mean) and GFLOP/s (4 * hd flops
+// per visible query-key pair). Random K, V, q; the scale is 1/8 whatever hd (it does not change the work). With a sixth argument H > 0 (cold): H heads'
 // K and V (2 MiB-aligned, on huge pages where the kernel grants them), one call per head in turn, so the
 // rows come from memory as in a decode step at a long context; prints the best round's GB/s of K/V read
 // (compare side by side in one run: this VM's bandwidth moves within minutes).
-// Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512] [calls] [H]
+// Usage: attention_bench [hd] [n_keys] [n_q] [kernel path: 0 auto, 1 scalar, 2 avx2, 3 avx512, 4 amx] [calls] [H]
 //        [cache type: 1 f16, 8 q8_0 (hd % 32 == 0)]
 // (defaults 64 512 32 0 3000 0 1; e.g. a rinna-3.6B decode step after 1907 tokens: 128 1908 1 0 5 200).
 // Build (after `make`, which compiles the objects):
@@ -68,17 +69,19 @@ int main(int argc, char **argv) {
     a.k0 = 0, a.k1 = n, a.vis = vis.data(), a.scale = 1.0f / 8.0f;
     a.out = out.data(), a.out_stride = size_t(hd);
     a.work = reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(work.data()) + 63) & ~uintptr_t(63));
-    double best = 1e30;
+    a.bf16 = true; // (the AMX path's tiles, as for a Q8_0 / Q4_0 / BF16 model; other paths ignore it)
+    double best = 1e30, total = 0;
     for (int r = 0; r < calls; r++) {
         const auto t0 = std::chrono::steady_clock::now();
         k->attn_block(a);
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         best = dt < best ? dt : best;
+        total += dt;
     }
     const double pairs = double(n) * nq - double(nq) * (nq - 1) / 2;
-    std::printf("%-7s %s hd %4lld keys %5lld queries %2d: best %8.1f us %7.1f GFLOP/s (out[0] %.6g)\n",
-                gptneox_kernel_path_name(k->path), type == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "f16", (long long)hd, (long long)n, nq, best * 1e6, 4.0 * hd * pairs / best / 1e9,
-                double(out[0]));
+    std::printf("%-7s %s hd %4lld keys %5lld queries %2d: best %8.1f us (mean %.1f) %7.1f GFLOP/s (out[0] %.6g)\n",
+                gptneox_kernel_path_name(k->path), type == GPTNEOX_TYPE_Q8_0 ? "q8_0" : "f16", (long long)hd, (long long)n, nq, best * 1e6,
+                total / calls * 1e6, 4.0 * hd * pairs / best / 1e9, double(out[0]));
     if (heads == 0) return 0;
 
     // cold: every head's K then V, one call each per round

@@ -230,7 +230,7 @@ bool uses_blocked_attention(const kernels &k, const kv_cache &cache, int64_t hd)
 // by head, so one head's K/V rows stay in cache while all its blocks read them; within a head the most
 // expensive (last) blocks first, so the cheap ones even out the threads at the end.
 void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs,
-                       const hparams &hp, int32_t layer, const ubatch &ub) {
+                       const hparams &hp, int32_t layer, const ubatch &ub, bool bf16) {
     const int64_t n = hp.n_embd, hd = hp.head_dim;
     const int32_t H = hp.n_head;
     const int32_t n_blocks = (ub.n_tokens + kAttnMaxQ - 1) / kAttnMaxQ;
@@ -250,6 +250,7 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
         a.scale = 1.0f / std::sqrt(float(hd));
         a.out_stride = size_t(n);
         a.work = work0 + size_t(ith) * rs.attn_slot_floats;
+        a.bf16 = bf16;
         for (int64_t it = next.fetch_add(1); it < n_items; it = next.fetch_add(1)) {
             const int32_t h = int32_t(it / n_blocks), b = n_blocks - 1 - int32_t(it % n_blocks);
             const int32_t t0 = b * kAttnMaxQ;
@@ -273,7 +274,7 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
 
 // Causal attention of every (token, head) of the ubatch over the cache cells [0, n_kv).
 void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_cache &cache, run_state &rs,
-               const hparams &hp, int32_t layer, const ubatch &ub, uint32_t n_kv) {
+               const hparams &hp, int32_t layer, const ubatch &ub, uint32_t n_kv, bool bf16) {
     const int64_t n = hp.n_embd, hd = hp.head_dim;
     const int32_t H = hp.n_head;
     const int64_t n_items = int64_t(ub.n_tokens) * H;
@@ -281,7 +282,7 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
     const bool k16 = cache.type_k() == GPTNEOX_TYPE_F16, v16 = cache.type_v() == GPTNEOX_TYPE_F16;
     const int nth = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
     if (uses_blocked_attention(k, cache, hd)) {
-        attention_blocked(k, pool, n_threads, cache, rs, hp, layer, ub);
+        attention_blocked(k, pool, n_threads, cache, rs, hp, layer, ub, bf16);
         return;
     }
 
@@ -413,7 +414,8 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
         clock.mark(GPTNEOX_PHASE_ROPE_KV);
 
         // att = softmax(q k^T / sqrt(hd)) v per head, heads merged        [T][n]
-        attention(k, pool, nt, cache, rs, hp, l, ub, n_kv);
+        // (bf16 operands allowed where the layer's own prompt matmuls round to bf16)
+        attention(k, pool, nt, cache, rs, hp, l, ub, n_kv, k.traits[w.qkv_w.type].bf16_prompt);
         clock.mark(GPTNEOX_PHASE_ATTENTION);
         // att_proj = Wo att + bo                                          [T][n]
         matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), n, rs.mm_scratch);

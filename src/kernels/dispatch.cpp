@@ -65,6 +65,7 @@ kernels build(enum gptneox_kernel_path path) {
         if (path == GPTNEOX_KERNELS_AMX) {
             fill_gemm_qbf16_amx(k);
             fill_gemm_bf16_amx(k);
+            fill_attention_amx(k);
         }
     }
     k.path = path;

@@ -71,6 +71,7 @@ void fill_gemm_bf16dp_avx512(kernels &k) {
     t.vec_dot = vec_dot;
     t.vec_dot_x4 = nullptr;
     t.gemm = f16tile::gemm<dp_steps>;
+    t.bf16_prompt = true;
 }
 
 } // namespace gptneox

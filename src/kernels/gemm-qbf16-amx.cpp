@@ -409,6 +409,7 @@ void fill_gemm_qbf16_amx(kernels &k) {
         tr.gemm_pack_f32 = true;
         tr.gemm_pack_bytes = pack_bytes;
         tr.gemm_pack_min_tokens = kMinTokens;
+        tr.bf16_prompt = true;
     }
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, kChunkTiles, kActBudget>;
     k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, kChunkTiles, kActBudget>;

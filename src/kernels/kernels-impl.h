@@ -56,6 +56,8 @@ void fill_attention_avx2(kernels &k);
 void fill_attention_avx512(kernels &k);
 // The AVX-512 table's attn_block, which the AMX one calls for what its tiles do not take (attention-amx.cpp).
 void attn_block_avx512(const attn_block_args &a);
+// Replace attn_block of the AMX table: prompt blocks on AMX-BF16 tiles (attention-amx.cpp).
+void fill_attention_amx(kernels &k);
 void fill_gelu_scalar(kernels &k);
 void fill_gelu_avx2(kernels &k);
 void fill_gelu_avx512(kernels &k);

@@ -98,6 +98,9 @@ struct type_traits {
     size_t (*gemm_pack_bytes)(int64_t n) = nullptr;
     int64_t gemm_pack_min_tokens = 0;
     bool gemm_pack_f32 = false;
+    // Prompt batches of this type round their activations to bf16 (the AMX tile kernels; BF16 on
+    // VDPBF16PS): the forward pass then lets attention round its operands to bf16 too (attn_block_args).
+    bool bf16_prompt = false;
 };
 
 // Size of the gemm work area (kernels/gemm-avx512.cpp's layout).
@@ -112,7 +115,8 @@ constexpr size_t gemm_work_bytes(int64_t n) {
 // key some query sees lies in [k0, k1). For each query i:
 //   s_j = scale * dot(q_i, k_j) for the keys it sees, softmax over them, out_i = sum_j p_j v_j in
 // ascending j. A query's result does not depend on n_q, [k0, k1) or the other queries (batching
-// never changes logits); a query that sees no key gets zeros. Rows nobody sees are never used as numbers.
+// never changes logits; with `bf16` on the AMX path, any n_q >= 2 gives the same result); a query that
+// sees no key gets zeros. Rows nobody sees are never used as numbers.
 constexpr int kAttnMaxQ = 32;
 struct attn_block_args {
     int64_t hd = 0;                 // head dim
@@ -128,6 +132,11 @@ struct attn_block_args {
     float *out = nullptr;           // query i's output at out + i * out_stride (hd floats)
     size_t out_stride = 0;
     float *work = nullptr;          // attn_work_floats(n_keys, hd) floats, 64-byte aligned, per thread
+    // The caller accepts q, k, v and the softmax weights rounded to bf16 (the model's own prompt matmuls
+    // round their activations so: type_traits::bf16_prompt). The AMX path then takes blocks of 2+ queries
+    // on tiles (attention-amx.cpp): one such block gives a query the same bits as any other, but not the
+    // same as a block of that query alone (f32, as on the AVX-512 path).
+    bool bf16 = false;
 };
 // Whether attn_block takes cache rows of this type with this head dim.
 constexpr bool attn_row_type_ok(uint32_t type, int64_t hd) {
@@ -135,7 +144,7 @@ constexpr bool attn_row_type_ok(uint32_t type, int64_t hd) {
 }
 // Scratch floats attn_block needs for key ranges up to n_keys long.
 constexpr size_t attn_work_floats(int64_t n_keys, int64_t hd) {
-    return (static_cast<size_t>(hd) + 16) * (16 + kAttnMaxQ) + kAttnMaxQ * (static_cast<size_t>(n_keys) + 48) +
+    return (static_cast<size_t>(hd) + 16) * (16 + kAttnMaxQ) + (kAttnMaxQ + 16) * (static_cast<size_t>(n_keys) + 48) +
            static_cast<size_t>(hd) + 256; // the last term: Q8_0 block scales of a group of keys
 }
 
