@@ -18,9 +18,10 @@
 // it is: tested within the f32 summation bound of a double reference). A token's result is the same in any
 // batch of kMinTokens or more; it differs in the last bits from the result of a smaller batch (the VNNI
 // kernels, Q8_0 activations), as llama.cpp's results depend on its batch's size. The bf16 rounding of
-// q * d is at most 2^-9 of the weight, below Q8_0's own rounding (up to 1/254 of its block's largest), and
-// bf16 activations are finer than Q8_0's: test_parity's table measures the compute error against Hugging
-// Face on the file's own weights at 4.3e-3 here, 1.1e-2 with Q8_0 activations.
+// q * d is at most 2^-8 of the weight (8 significant bits; this said 2^-9 until 11-27), below Q8_0's own
+// rounding (up to 1/254 of its block's largest), and bf16 activations are finer than Q8_0's:
+// test_parity's table measures the compute error against Hugging Face on the file's own weights at 4.3e-3
+// here, 1.1e-2 with Q8_0 activations.
 //
 // Loops: the tokens are packed once per matmul (gemm_pack, from the f32 rows) as tiles of 16 tokens x 32
 // bf16 per block, and taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
