@@ -62,24 +62,27 @@ inline __m512i pairs(__m512 a, __m512 b) {
     return _mm512_permutexvar_epi16(inter, reinterpret_cast<const __m512i &>(h));
 }
 
-// r[i] dword l -> r[l] dword i: at each scale b = 8, 4, 2, 1 the off-diagonal b x b blocks swap.
-inline void transpose16(__m512i r[16]) {
-    #pragma GCC unroll 4
-    for (int b = 8; b >= 1; b /= 2) {
-        alignas(64) int32_t lo[16], hi[16];
-        for (int l = 0; l < 16; l++) {
-            lo[l] = (l & b) ? 16 + l - b : l;
-            hi[l] = (l & b) ? 16 + l : l + b;
-        }
-        const __m512i il = _mm512_load_si512(lo), ih = _mm512_load_si512(hi);
-        #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) {
-            if (i & b) continue;
-            const __m512i x = r[i], y = r[i + b];
-            r[i] = _mm512_permutex2var_epi32(x, il, y);
-            r[i + b] = _mm512_permutex2var_epi32(x, ih, y);
-        }
+// r[i] dword l -> r[l] dword i: at each scale b = 8, 4, 2, 1 the off-diagonal b x b blocks swap (row i
+// keeps its lanes l without bit b and takes row i + b's lanes l - b; row i + b takes row i's l + b).
+template <int B> inline void swap_blocks(__m512i r[16]) {
+    const __m512i l = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __mmask16 has_b = _mm512_test_epi32_mask(l, _mm512_set1_epi32(B));
+    const __m512i lo = _mm512_mask_add_epi32(l, has_b, l, _mm512_set1_epi32(16 - B)); // l or 16 + l - B
+    const __m512i hi = _mm512_mask_add_epi32(_mm512_add_epi32(l, _mm512_set1_epi32(B)), has_b, l,
+                                             _mm512_set1_epi32(16)); // l + B or 16 + l
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) {
+        if (i & B) continue;
+        const __m512i x = r[i], y = r[i + B];
+        r[i] = _mm512_permutex2var_epi32(x, lo, y);
+        r[i + B] = _mm512_permutex2var_epi32(x, hi, y);
     }
+}
+inline void transpose16(__m512i r[16]) {
+    swap_blocks<8>(r);
+    swap_blocks<4>(r);
+    swap_blocks<2>(r);
+    swap_blocks<1>(r);
 }
 
 void configure() {
@@ -105,7 +108,7 @@ layout lay_out(float *work, int64_t hd, int64_t ns) {
     l.kt = l.qt + 2 * nch * kTile;
     l.vp = l.kt + 2 * nch * kTile;
     l.ob = reinterpret_cast<float *>(l.vp + 2 * kTile);
-    l.st = reinterpret_cast<float *>(b + size_t(hd + 16) * 192); // past the first region of attn_work_floats
+    l.st = work + size_t(hd + 16) * (16 + kAttnMaxQ); // past attn_work_floats' first term
     l.pt = reinterpret_cast<uint8_t *>(l.st + size_t(ns) * 32);
     return l;
 }
@@ -124,7 +127,8 @@ void attn_tiles(const attn_block_args &a) {
     // q8_0 pp512, bench/phase_profile.py's attention: 0.70 ms/token with neither, 0.44-0.50 with both,
     // 0.53-0.59 without the Q rows'; a prefetch of the next keys' K or V rows measured no gain).
     for (int i = 0; i < nq; i++)
-        for (int64_t e = 0; e < hd; e += 16) _mm_prefetch(reinterpret_cast<const char *>(a.q + size_t(i) * a.q_stride + e), _MM_HINT_T0);
+        for (int64_t e = 0; e < hd; e += 16)
+            _mm_prefetch(reinterpret_cast<const char *>(a.q + size_t(i) * a.q_stride + e), _MM_HINT_T0);
     std::memset(l.qt, 0, 2 * size_t(nch) * kTile);
     for (int i = 0; i < nq; i++) {
         const float *q = a.q + size_t(i) * a.q_stride;
@@ -237,9 +241,10 @@ void attn_tiles(const attn_block_args &a) {
                 for (int e = 0; e < 2; e++) {
                     const int m = 2 * p + e;
                     const uint8_t *src = a.v + size_t(g + m) * a.v_stride + 2 * size_t(d0);
-                    for (int t = 0; t < 2; t++)
-                        v[e][t] = w[m] ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + 32 * t)))
-                                       : _mm512_setzero_ps();
+                    for (int t = 0; t < 2; t++) {
+                        const __m256i *h = reinterpret_cast<const __m256i *>(src + 32 * t);
+                        v[e][t] = w[m] ? _mm512_cvtph_ps(_mm256_loadu_si256(h)) : _mm512_setzero_ps();
+                    }
                 }
                 _mm512_store_si512(l.vp + 64 * p, pairs(v[0][0], v[1][0]));
                 _mm512_store_si512(l.vp + kTile + 64 * p, pairs(v[0][1], v[1][1]));
@@ -281,8 +286,8 @@ void attn_tiles(const attn_block_args &a) {
 }
 
 void attn_block(const attn_block_args &a) {
-    const bool tiles = a.bf16 && a.n_q >= 2 && a.k_type == GPTNEOX_TYPE_F16 && a.v_type == GPTNEOX_TYPE_F16 && a.hd % 32 == 0 &&
-                       a.hd <= kMaxHd;
+    const bool tiles = a.bf16 && a.n_q >= 2 && a.k_type == GPTNEOX_TYPE_F16 && a.v_type == GPTNEOX_TYPE_F16 &&
+                       a.hd % 32 == 0 && a.hd <= kMaxHd;
     if (tiles) attn_tiles(a);
     else attn_block_avx512(a);
 }
