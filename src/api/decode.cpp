@@ -7,11 +7,12 @@
 // are ready at llama_synchronize or at the first function that reads them), so a call of up to
 // kCoalesceMaxCall tokens is validated, given its KV cells and its output rows, and queued; the queue is
 // computed in ubatches of up to coalesce_capacity tokens when something needs it. Since a token's result
-// is bit-identical whatever the batch it is computed in (except on the AMX path's Q8_0 / Q4_0 tiles, for
-// batches of 16+ tokens: there the queue gives what one batch of its tokens gives), this is invisible
-// except in timing -- provided no queued token can see a later-queued cell it would not have seen when
-// computed call by call (a cell of its first sequence at a position <= its own). Calls that would break that, calls with an abort
-// callback (it must be able to stop *that* call) and embedding contexts run at once, after the queue.
+// is bit-identical whatever the batch it is computed in (except on the AMX path's tiles: Q8_0 / Q4_0
+// matmuls for batches of 16+ tokens, and for Q8_0 / Q4_0 / BF16 models attention for blocks of 2+ tokens;
+// there the queue gives what one batch of its tokens gives), this is invisible except in timing --
+// provided no queued token can see a later-queued cell it would not have seen when computed call by call
+// (a cell of its first sequence at a position <= its own). Calls that would break that, calls with an
+// abort callback (it must be able to stop *that* call) and embedding contexts run at once, after the queue.
 #include <algorithm>
 #include <climits>
 #include <cstring>
