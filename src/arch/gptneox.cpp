@@ -127,16 +127,26 @@ void rotate_k(const kernels &k, kv_cache &cache, const hparams &hp, const float 
 // ------------------------------------------------------------------------------------------------
 // Scratch
 
+// Row stride (floats) of an activation buffer whose rows matmul writes as 16-row tiles: whole 64-byte
+// lines, and not a multiple of 2 KiB, so that 16 consecutive rows do not all fall in one or two sets of
+// a 64-set L1 (rows 4 KiB apart all do: rinna's n_ff 11264 floats is 11 x 4 KiB).
+static size_t padded_row(size_t floats) {
+    size_t s = (floats + 15) & ~size_t(15);
+    while ((s * sizeof(float)) % 2048 == 0) s += 16;
+    return s;
+}
+
 void run_state::init(const hparams &hp, int32_t n_ub, uint32_t n_ctx, int32_t n_threads, float rope_base) {
     const size_t T = size_t(n_ub), n = size_t(hp.n_embd), f = size_t(hp.n_ff);
     n_ubatch = n_ub;
     x.assign(T * n, 0.0f);
     xn.assign(T * n, 0.0f);
-    qkv.assign(T * 3 * n, 0.0f);
+    qkv_stride = padded_row(3 * n), proj_stride = padded_row(n), ff_stride = padded_row(f);
+    qkv.assign(T * qkv_stride, 0.0f);
     att.assign(T * n, 0.0f);
-    att_proj.assign(T * n, 0.0f);
-    ff.assign(T * f, 0.0f);
-    ff_out.assign(T * n, 0.0f);
+    att_proj.assign(T * proj_stride, 0.0f);
+    ff.assign(T * ff_stride, 0.0f);
+    ff_out.assign(T * proj_stride, 0.0f);
     out_x.assign(T * n, 0.0f);
     scores.assign(size_t(std::max(n_threads, 1)) * n_ctx, 0.0f);
     const size_t n_qblocks = (T + kAttnMaxQ - 1) / kAttnMaxQ;
@@ -242,7 +252,7 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
     auto job = [&](int ith, int) {
         attn_block_args a;
         a.hd = hd;
-        a.q_stride = size_t(3 * n);
+        a.q_stride = rs.qkv_stride;
         a.k_stride = cache.k_head_bytes();
         a.v_stride = cache.v_head_bytes();
         a.k_type = cache.type_k();
@@ -255,7 +265,7 @@ void attention_blocked(const kernels &k, thread_pool &pool, int32_t n_threads, c
             const int32_t h = int32_t(it / n_blocks), b = n_blocks - 1 - int32_t(it % n_blocks);
             const int32_t t0 = b * kAttnMaxQ;
             a.n_q = std::min(kAttnMaxQ, ub.n_tokens - t0);
-            a.q = rs.qkv.data() + size_t(t0) * 3 * n + size_t(h) * hd;
+            a.q = rs.qkv.data() + size_t(t0) * rs.qkv_stride + size_t(h) * hd;
             a.k = cache.k_head(layer, h);
             a.v = cache.v_head(layer, h);
             a.k0 = rs.vis_range[2 * size_t(b)];
@@ -292,7 +302,7 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
         split_range(n_items, ith, nt, &b, &e);
         for (int64_t it = b; it < e; it++) {
             const int32_t t = int32_t(it / H), h = int32_t(it % H);
-            const float *q = rs.qkv.data() + size_t(t) * 3 * n + size_t(h) * hd; // [hd]
+            const float *q = rs.qkv.data() + size_t(t) * rs.qkv_stride + size_t(h) * hd; // [hd]
             float *out = rs.att.data() + size_t(t) * n + size_t(h) * hd;         // [hd]
             const int32_t p = ub.pos[t], s = ub.seq[t];
             // scores over the visible cells (same sequence, position <= p), -inf elsewhere
@@ -366,7 +376,7 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
              const run_config &cfg, const ubatch &ub) {
     const hparams &hp = m.hp;
     const int32_t T = ub.n_tokens, nt = cfg.n_threads;
-    const int64_t n = hp.n_embd, f = hp.n_ff;
+    const int64_t n = hp.n_embd;
     if (T <= 0 || T > rs.n_ubatch) fail(GPTNEOX_STATUS_INTERNAL, "forward: bad ubatch size %d", T);
     phase_clock clock(cfg.phase_s);
 
@@ -392,12 +402,13 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
                        hp.norm_eps);
         });
         clock.mark(GPTNEOX_PHASE_NORM);
-        matmul(k, pool, nt, w.qkv_w, f32(w.qkv_b), rs.xn.data(), T, n, rs.qkv.data(), 3 * n, rs.mm_scratch);
+        matmul(k, pool, nt, w.qkv_w, f32(w.qkv_b), rs.xn.data(), T, n, rs.qkv.data(), int64_t(rs.qkv_stride),
+               rs.mm_scratch);
         clock.mark(GPTNEOX_PHASE_QKV);
 
         // rotary on Q and K, then K and V go to the token's cache cell
         for_tokens(pool, nt, T, [&](int32_t t) {
-            float *q = &rs.qkv[size_t(t) * 3 * n]; // [h][hd]
+            float *q = &rs.qkv[size_t(t) * rs.qkv_stride]; // [h][hd]
             float *kk = q + n;                     // [h][hd]
             float *v = q + 2 * n;                  // [h][hd]
             const float *cs = &rs.rope_cs[size_t(t) * hp.n_rot];
@@ -418,31 +429,34 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
         attention(k, pool, nt, cache, rs, hp, l, ub, n_kv, k.traits[w.qkv_w.type].bf16_prompt);
         clock.mark(GPTNEOX_PHASE_ATTENTION);
         // att_proj = Wo att + bo                                          [T][n]
-        matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), n, rs.mm_scratch);
+        matmul(k, pool, nt, w.out_w, f32(w.out_b), rs.att.data(), T, n, rs.att_proj.data(), int64_t(rs.proj_stride),
+               rs.mm_scratch);
         clock.mark(GPTNEOX_PHASE_ATTN_OUT);
 
         // ---- MLP on LN2 of the block input (parallel) or of x + attn (sequential)
         for_tokens(pool, nt, T, [&](int32_t t) {
-            if (!hp.parallel_residual) add_rows(&rs.x[size_t(t) * n], &rs.att_proj[size_t(t) * n], nullptr, n);
+            if (!hp.parallel_residual)
+                add_rows(&rs.x[size_t(t) * n], &rs.att_proj[size_t(t) * rs.proj_stride], nullptr, n);
             k.layer_norm(&rs.xn[size_t(t) * n], &rs.x[size_t(t) * n], f32(w.ffn_norm_w), f32(w.ffn_norm_b), n,
                        hp.norm_eps);
         });
         clock.mark(GPTNEOX_PHASE_NORM);
         // ff = gelu(Wup xn + bup)                                         [T][f]
-        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), f, rs.mm_scratch,
+        matmul(k, pool, nt, w.up_w, f32(w.up_b), rs.xn.data(), T, n, rs.ff.data(), int64_t(rs.ff_stride), rs.mm_scratch,
                k.gelu ? k.gelu : gelu);
         clock.mark(GPTNEOX_PHASE_FFN_UP);
         // ff_out = Wdown ff + bdown                                       [T][n]
-        matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, f, rs.ff_out.data(), n, rs.mm_scratch);
+        matmul(k, pool, nt, w.down_w, f32(w.down_b), rs.ff.data(), T, int64_t(rs.ff_stride), rs.ff_out.data(),
+               int64_t(rs.proj_stride), rs.mm_scratch);
         clock.mark(GPTNEOX_PHASE_FFN_DOWN);
 
         // ---- residual
         for_tokens(pool, nt, T, [&](int32_t t) {
-            const size_t o = size_t(t) * n;
+            const size_t o = size_t(t) * n, p = size_t(t) * rs.proj_stride;
             if (hp.parallel_residual) {
-                add_rows(&rs.x[o], &rs.att_proj[o], &rs.ff_out[o], n);
+                add_rows(&rs.x[o], &rs.att_proj[p], &rs.ff_out[p], n);
             } else {
-                add_rows(&rs.x[o], &rs.ff_out[o], nullptr, n);
+                add_rows(&rs.x[o], &rs.ff_out[p], nullptr, n);
             }
         });
         clock.mark(GPTNEOX_PHASE_RESIDUAL);

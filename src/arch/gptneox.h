@@ -45,11 +45,14 @@ struct run_state {
     int32_t n_ubatch = 0;         // capacity in tokens
     aligned_vector<float> x;         // [n_ubatch][n]   residual stream
     aligned_vector<float> xn;        // [n_ubatch][n]   LayerNorm output (sublayer input)
-    aligned_vector<float> qkv;       // [n_ubatch][3n]  fused projection: Q | K | V, each [n_head][head_dim]
+    // (the buffers matmul writes have rows qkv_stride, proj_stride, ff_stride floats apart: 3n, n, f padded
+    // as gptneox.cpp's padded_row says)
+    aligned_vector<float> qkv;       // [n_ubatch][qkv_stride]  fused projection: Q | K | V, each [n_head][head_dim]
     aligned_vector<float> att;       // [n_ubatch][n]   attention output, heads merged
-    aligned_vector<float> att_proj;  // [n_ubatch][n]   dense(att)
-    aligned_vector<float> ff;        // [n_ubatch][f]   MLP hidden (after GELU)
-    aligned_vector<float> ff_out;    // [n_ubatch][n]   MLP output
+    aligned_vector<float> att_proj;  // [n_ubatch][proj_stride] dense(att)
+    aligned_vector<float> ff;        // [n_ubatch][ff_stride]   MLP hidden (after GELU)
+    aligned_vector<float> ff_out;    // [n_ubatch][proj_stride] MLP output
+    size_t qkv_stride = 0, proj_stride = 0, ff_stride = 0;
     aligned_vector<float> out_x;     // [n_ubatch][n]   final-norm hidden states of the output rows
     std::vector<float> scores;    // [n_threads][n_ctx] attention weights, one row per thread (f32 cache)
     // blocked attention (f16 cache): which cells each block of kAttnMaxQ tokens sees, computed once per
