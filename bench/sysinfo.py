@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 
 # Features that decide which kernels any engine can use.
 FEATURES = ["sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
-            "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16"]
+            "avx512_vnni", "avx512vbmi", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16"]
 
 
 def _cpuinfo() -> str:

@@ -101,7 +101,7 @@ enum gptneox_kernel_path {
     GPTNEOX_KERNELS_SCALAR = 1, /* portable reference code, always available */
     GPTNEOX_KERNELS_AVX2 = 2,   /* AVX2 + FMA + F16C */
     GPTNEOX_KERNELS_AVX512 = 3, /* AVX-512 F/BW/VL (+VNNI where present) */
-    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI and BF16, plus AMX-BF16 tiles for Q8_0 / Q4_0 batches
+    GPTNEOX_KERNELS_AMX = 4,    /* AVX512 with VNNI, VBMI and BF16, plus AMX-BF16 tiles for Q8_0 / Q4_0 batches
                                    of 16+ tokens (weights dequantized to bf16, activations rounded to
                                    bf16: such a token's logits differ in the last digits from those of a
                                    smaller batch, as in llama.cpp) and for BF16 weights (weights repacked

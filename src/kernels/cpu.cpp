@@ -53,6 +53,7 @@ cpu_features compute() {
         f.avx512bw = f.avx512f && bit(l7.b, 30);
         f.avx512vl = f.avx512f && bit(l7.b, 31);
         f.avx512vnni = f.avx512f && bit(l7.c, 11);
+        f.avx512vbmi = f.avx512f && bit(l7.c, 1);
         f.amx_bf16 = f.os_amx && bit(l7.d, 22) && bit(l7.d, 24);
         f.amx_int8 = f.os_amx && bit(l7.d, 25) && bit(l7.d, 24);
         if (l7.a >= 1) {

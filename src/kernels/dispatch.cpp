@@ -33,9 +33,10 @@ bool amx_permission() {
     return false;
 }
 
-// (the AMX table's tiles are all AMX-BF16: Q8_0 / Q4_0 prompts dequantized to bf16, and BF16 weights)
+// (the AMX table's tiles are all AMX-BF16: Q8_0 / Q4_0 prompts dequantized to bf16 -- Q8_0 by VPERMB, which
+// every CPU with AMX has -- and BF16 weights)
 bool amx_ok(const cpu_features &f) {
-    return avx512_ok(f) && f.avx512vnni && f.avx512bf16 && f.amx_bf16 && f.os_amx;
+    return avx512_ok(f) && f.avx512vnni && f.avx512vbmi && f.avx512bf16 && f.amx_bf16 && f.os_amx;
 }
 
 kernels build(enum gptneox_kernel_path path) {

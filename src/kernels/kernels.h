@@ -14,6 +14,7 @@ namespace gptneox {
 struct cpu_features {
     bool avx2 = false, fma = false, f16c = false;
     bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
+    bool avx512vbmi = false;           // VPERMB: the AMX path's Q8_0 dequantization
     bool amx_int8 = false, amx_bf16 = false;
     bool avx512dq = false;             // the AVX-512 files are compiled with -mavx512dq, so the path needs it
     bool os_ymm = false, os_zmm = false, os_amx = false; // XCR0: the OS saves that register state

@@ -98,7 +98,10 @@ uint16_t ref_bf16(float f) {
 
 const enum gptneox_kernel_path kPaths[] = {GPTNEOX_KERNELS_SCALAR, GPTNEOX_KERNELS_AVX2, GPTNEOX_KERNELS_AVX512};
 const char *path_name(enum gptneox_kernel_path p) {
-    return p == GPTNEOX_KERNELS_SCALAR ? "scalar" : p == GPTNEOX_KERNELS_AVX2 ? "avx2" : "avx512";
+    return p == GPTNEOX_KERNELS_SCALAR ? "scalar"
+           : p == GPTNEOX_KERNELS_AVX2 ? "avx2"
+           : p == GPTNEOX_KERNELS_AMX  ? "amx"
+                                       : "avx512";
 }
 const char *type_name(uint32_t t) {
     switch (t) {
@@ -642,9 +645,10 @@ void test_matmul(const kernels &k, const kernels &ref, thread_pool &pool) {
 
 int main() {
     const cpu_features &f = detect_cpu();
-    std::printf("cpu: %s | avx2 %d fma %d f16c %d avx512f %d bw %d vl %d dq %d vnni %d bf16 %d amx-int8 %d amx-bf16 %d\n",
+    std::printf("cpu: %s | avx2 %d fma %d f16c %d avx512f %d bw %d vl %d dq %d vnni %d vbmi %d bf16 %d amx-int8 %d "
+                "amx-bf16 %d\n",
                 f.brand, f.avx2, f.fma, f.f16c, f.avx512f, f.avx512bw, f.avx512vl, f.avx512dq, f.avx512vnni,
-                f.avx512bf16, f.amx_int8, f.amx_bf16);
+                f.avx512vbmi, f.avx512bf16, f.amx_int8, f.amx_bf16);
     std::printf("best path: %s\n", path_name(best_kernel_path()));
     const kernels *ref = get_kernels(GPTNEOX_KERNELS_SCALAR);
     check(ref != nullptr, "scalar path always available");
