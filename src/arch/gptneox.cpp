@@ -303,7 +303,7 @@ void attention(const kernels &k, thread_pool &pool, int32_t n_threads, const kv_
         for (int64_t it = b; it < e; it++) {
             const int32_t t = int32_t(it / H), h = int32_t(it % H);
             const float *q = rs.qkv.data() + size_t(t) * rs.qkv_stride + size_t(h) * hd; // [hd]
-            float *out = rs.att.data() + size_t(t) * n + size_t(h) * hd;         // [hd]
+            float *out = rs.att.data() + size_t(t) * n + size_t(h) * hd;                  // [hd]
             const int32_t p = ub.pos[t], s = ub.seq[t];
             // scores over the visible cells (same sequence, position <= p), -inf elsewhere
             if (k16 && k.attn_scores_f16) { // the same dots, in one kernel call over the cells
@@ -409,8 +409,8 @@ bool forward(const model &m, const kernels &k, thread_pool &pool, kv_cache &cach
         // rotary on Q and K, then K and V go to the token's cache cell
         for_tokens(pool, nt, T, [&](int32_t t) {
             float *q = &rs.qkv[size_t(t) * rs.qkv_stride]; // [h][hd]
-            float *kk = q + n;                     // [h][hd]
-            float *v = q + 2 * n;                  // [h][hd]
+            float *kk = q + n;                             // [h][hd]
+            float *v = q + 2 * n;                          // [h][hd]
             const float *cs = &rs.rope_cs[size_t(t) * hp.n_rot];
             rope_neox_cs(q, hp.n_head, hp.head_dim, hp.n_rot, cs);
             rope_neox_cs(kk, hp.n_head, hp.head_dim, hp.n_rot, cs);
