@@ -25,5 +25,14 @@ inline void load_tile_config(const tile_config &c) {
     _tile_loadconfig(&c);
 }
 
+// TILELOADD and TDPBF16PS with their tile numbers as template arguments (the intrinsics are macros that paste
+// literal numbers into the instruction text, so a loop over tiles cannot name them).
+template <int T> inline void tile_load(const void *p, size_t stride) {
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm%c2" ::"r"(p), "r"(stride), "i"(T));
+}
+template <int C, int A, int B> inline void tile_dpbf16ps() {
+    __asm__ volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
+}
+
 } // namespace
 } // namespace gptneox

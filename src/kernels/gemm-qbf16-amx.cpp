@@ -24,7 +24,9 @@
 // here, 1.1e-2 with Q8_0 activations.
 //
 // Loops: the tokens are packed once per matmul (gemm_pack, from the f32 rows) as tiles of 16 tokens x 32
-// bf16 per block, and taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
+// bf16 per block. Batches of up to kNarrowTiles tiles (64 tokens) go to narrow() (below chunk()): one group
+// of 16 rows at a time against every token tile, each block dequantized into a small ring in L1 two blocks
+// before its products. Larger batches are taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
 // so that its tiles' slice fits kActBudget (L2); per slice, each pair of 16-row groups is dequantized into
 // one half of the work area (the tiles' B layout, packed-layout.h's pairs) and then met by every token
 // tile, two tiles at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or
@@ -57,6 +59,7 @@ namespace {
 
 constexpr int kTileTok = 16;
 constexpr int64_t kMinTokens = 16;                // fewer: the VNNI kernels
+constexpr int64_t kNarrowTiles = 4;            // up to this many token tiles: narrow() (one group at a time)
 constexpr int64_t kChunkTiles = 16;            // token tiles per pass over the weights (256 tokens)
 constexpr size_t kActBudget = size_t(1) << 20; // bytes of a pass's token tiles per K-slice (L2 is 2 MiB here)
 constexpr int64_t kMinSlice = 8, kMaxSlice = 128; // blocks per K-slice
@@ -412,8 +415,173 @@ void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_
     }
 }
 
+// ---- batches of up to four token tiles: one group at a time, each block dequantized just before use ----
+
+// Up to 64 tokens there are at most four token tiles, so one group's C tiles for all of them fit in the tile
+// file beside two A and two B tiles: here C = tiles 4.. (token tile t: 4 + t, all 16 rows; a partial last
+// tile's go through `scratch`, its pack_tile rows past n_tok being zeros), A = tiles 0 and 1 in turn, B =
+// tiles 2 and 3 in turn. No tile load then waits for products still reading its tile's previous contents
+// (chunk()'s 2 x 2 loop reloads A0, A1, B0, B1 right after the products that read them), each group's blocks
+// are dequantized kAhead blocks before their products into a ring of kRing blocks that stays in L1 (chunk()
+// writes a whole K-slice of a group pair to L2 and reads it back per token tile pair), and that
+// dequantization is spread between the products, a share after each. The weights are asked into L2
+// (prefetcht1) kPrefetchBlocks blocks ahead. Measured on the Xeon, 2 threads, 64 tokens, Q8_0 (chunk() ->
+// narrow()): kernels_bench rinna's 11264 x 2816 (L3) 2.9-3.1 -> 1.85-1.97 ms, 180224 x 2816 (from memory)
+// 55 -> 42-45 ms; phase_profile rinna pp64 130-140 -> 184-188 tok/s (Q4_0 181-189 -> 225-226). Without the
+// prefetch 10-20% slower from memory; with all of a block's dequantization before the products 8% slower;
+// 8-64 blocks of prefetch alike; K-slices sized for L1 (32-64 KiB of token tiles) 15% slower (C reloads).
+// (bench/amx_narrow_overlap.cpp, this loop with the token tiles in L1 / L2: 4 products + 5 tile loads 18 /
+// 26 ns, + 8 Q8_0 vectors of dequantization 30 / 42, spread between the products 27 / 33; chunk()'s 2 x 2
+// loop: 4 products + 4 loads 32.6 from L1, bench/amx_bf16_overlap.cpp.)
+constexpr int kRing = 4, kAhead = 2, kPrefetchBlocks = 16;
+
+// Block products of NT token tiles (A at a, act_stride bytes apart) with the dequantized block at b into tile
+// B (2 or 3); between(t) after product t: a share of the next blocks' dequantization (vectors written for
+// later products: the tiles do not read them).
+template <int NT, int B, class Between>
+inline void narrow_products(const uint8_t *a, size_t act_stride, const uint8_t *b, Between &&between) {
+    __asm__ volatile("" ::: "memory"); // (tileloadd's asm declares no memory input: the ring's stores first)
+    tile_load<B>(b, 64);
+    tile_load<0>(a, 64);
+    tile_dpbf16ps<4, 0, B>();
+    between(0);
+    if constexpr (NT > 1) {
+        tile_load<1>(a + act_stride, 64);
+        tile_dpbf16ps<5, 1, B>();
+        between(1);
+    }
+    if constexpr (NT > 2) {
+        tile_load<0>(a + 2 * act_stride, 64);
+        tile_dpbf16ps<6, 0, B>();
+        between(2);
+    }
+    if constexpr (NT > 3) {
+        tile_load<1>(a + 3 * act_stride, 64);
+        tile_dpbf16ps<7, 1, B>();
+        between(3);
+    }
+}
+
+// C tile t from / to c[t] (rows s[t] bytes apart)
+template <int NT> inline void narrow_c_load(float *const c[4], const size_t s[4]) {
+    __asm__ volatile("" ::: "memory");
+    _tile_loadd(4, c[0], s[0]);
+    if constexpr (NT > 1) _tile_loadd(5, c[1], s[1]);
+    if constexpr (NT > 2) _tile_loadd(6, c[2], s[2]);
+    if constexpr (NT > 3) _tile_loadd(7, c[3], s[3]);
+}
+template <int NT> inline void narrow_c_zero() {
+    _tile_zero(4);
+    if constexpr (NT > 1) _tile_zero(5);
+    if constexpr (NT > 2) _tile_zero(6);
+    if constexpr (NT > 3) _tile_zero(7);
+}
+template <int NT> inline void narrow_c_store(float *const c[4], const size_t s[4]) {
+    _tile_stored(4, c[0], s[0]);
+    if constexpr (NT > 1) _tile_stored(5, c[1], s[1]);
+    if constexpr (NT > 2) _tile_stored(6, c[2], s[2]);
+    if constexpr (NT > 3) _tile_stored(7, c[3], s[3]);
+    __asm__ volatile("" ::: "memory"); // (nor tilestored's a memory output)
+}
+
+// NT token tiles (n_tok tokens) against `groups` groups: K-slices of the tiles that fit Budget; per slice,
+// the groups in turn, each block of each group dequantized into the ring kAhead blocks before its products.
+template <bool Q4, int NT, size_t Budget>
+void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles, size_t act_stride,
+            int64_t n_tok, float *y, size_t y_stride, uint8_t *work) {
+    constexpr int kVectors = Q4 ? 4 : 8;
+    uint8_t *ring = work;
+    float *scratch = reinterpret_cast<float *>(work + kRing * kTileBytes); // the partial token tile's C
+    const int64_t m = n_tok - kTileTok * (NT - 1);                          // its rows (1-16)
+    float *c[4] = {};
+    size_t cs[4] = {};
+    int64_t slice = int64_t(Budget / (kTileBytes * size_t(NT)));
+    slice = slice < kMinSlice ? kMinSlice : slice > nb ? nb : slice;
+    for (int64_t k0 = 0; k0 < nb; k0 += slice) {
+        const int64_t k1 = k0 + slice < nb ? k0 + slice : nb;
+        // the dequantization's position: block dib of group dg, ring slot du % kRing
+        int64_t dg = 0, dib = k0, du = 0;
+        // the prefetch's: kPrefetchBlocks blocks ahead of it
+        int64_t pg = 0, pib = k0;
+        auto prefetch_next = [&] {
+            if (pg == groups) return;
+            const char *grp = reinterpret_cast<const char *>(w + size_t(pg) * gb);
+            if (pib == k0 || (pib & 1) == 0) _mm_prefetch(grp + x16_scales_at<Q4>(pib), _MM_HINT_T1);
+            const char *q = grp + x16_quants_at<Q4>(pib);
+            for (int l = 0; l < kVectors; l++) _mm_prefetch(q + 64 * l, _MM_HINT_T1);
+            if (++pib == k1) pib = k0, pg++;
+        };
+        for (int i = 0; i < kPrefetchBlocks; i++) prefetch_next();
+        // the block at the dequantization's position: its scales, quants and ring slot
+        struct {
+            block_scales s;
+            const uint8_t *q = nullptr;
+            uint8_t *o = nullptr;
+        } d;
+        auto start_next = [&] {
+            if (dg == groups) return false;
+            prefetch_next();
+            const uint8_t *grp = w + size_t(dg) * gb;
+            d.s = scales_of<Q4>(grp, dib);
+            d.q = grp + x16_quants_at<Q4>(dib);
+            d.o = ring + kTileBytes * size_t(du % kRing);
+            du++;
+            if (++dib == k1) dib = k0, dg++;
+            return true;
+        };
+        auto vectors = [&](int v0, int v1) {
+            for (int v = v0; v < v1; v++) dequantize_vector<Q4>(d.q, d.s, v, d.o);
+        };
+        for (int i = 0; i < kAhead; i++)
+            if (start_next()) vectors(0, kVectors);
+        int64_t u = 0; // this block's ring slot: u % kRing
+        for (int64_t g = 0; g < groups; g++) {
+            for (int t = 0; t < NT; t++) {
+                const bool partial = t == NT - 1 && m < kTileTok;
+                c[t] = partial ? scratch : y + size_t(kTileTok * t) * y_stride + 16 * g;
+                cs[t] = partial ? 64 : y_stride * sizeof(float);
+            }
+            if (k0 == 0) {
+                narrow_c_zero<NT>();
+            } else {
+                if (m < kTileTok)
+                    for (int64_t r = 0; r < m; r++)
+                        std::memcpy(scratch + 16 * r, y + size_t(kTileTok * (NT - 1) + r) * y_stride + 16 * g, 64);
+                narrow_c_load<NT>(c, cs);
+            }
+            for (int64_t ib = k0; ib < k1; ib++, u++) {
+                const bool more = start_next();
+                // product t is followed by vectors [t V / NT, (t + 1) V / NT) of the block kAhead on
+                auto between = [&](int t) {
+                    if (more) vectors(t * kVectors / NT, (t + 1) * kVectors / NT);
+                };
+                const uint8_t *a = tiles + kTileBytes * size_t(ib), *b = ring + kTileBytes * size_t(u % kRing);
+                if (u & 1) narrow_products<NT, 3>(a, act_stride, b, between);
+                else narrow_products<NT, 2>(a, act_stride, b, between);
+            }
+            narrow_c_store<NT>(c, cs);
+            if (m < kTileTok)
+                for (int64_t r = 0; r < m; r++)
+                    std::memcpy(y + size_t(kTileTok * (NT - 1) + r) * y_stride + 16 * g, scratch + 16 * r, 64);
+        }
+    }
+}
+
+template <bool Q4, size_t Budget>
+void narrow_of(int64_t n_tiles, int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles,
+               size_t act_stride, int64_t n_tok, float *y, size_t y_stride, uint8_t *work) {
+    switch (n_tiles) {
+    case 1: return narrow<Q4, 1, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
+    case 2: return narrow<Q4, 2, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
+    case 3: return narrow<Q4, 3, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
+    default: return narrow<Q4, 4, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
+    }
+}
+
 size_t work_bytes(int64_t n) {
-    const size_t own = 64 + 4 * kTileBytes * size_t(kMaxSlice); // two halves of two groups' slices
+    // chunk(): two halves of two groups' slices (narrow(): its ring and one C tile, less)
+    const size_t own = 64 + 4 * kTileBytes * size_t(kMaxSlice);
+    static_assert((kRing + 1) * kTileBytes <= 4 * kTileBytes * size_t(kMaxSlice), "narrow()'s work area");
     return own > gemm_work_bytes(n) ? own : gemm_work_bytes(n);
 }
 
@@ -427,6 +595,13 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
     const uint8_t *tiles = static_cast<const uint8_t *>(act), *w = static_cast<const uint8_t *>(wv);
     uint8_t *wb = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     int configured = 0;
+    if (n_tok <= kNarrowTiles * kTileTok) {
+        configure(configured = kTileTok);
+        narrow_of<Q4, Budget>((n_tok + kTileTok - 1) / kTileTok, n / 32, w, gb, n_rows / 16, tiles, act_stride, n_tok,
+                              y, y_stride, wb);
+        _tile_release();
+        return;
+    }
     for (int64_t c0 = 0; c0 < n_tok; c0 += kTileTok * ChunkTiles) {
         const int64_t c_tok = n_tok - c0 < kTileTok * ChunkTiles ? n_tok - c0 : kTileTok * ChunkTiles;
         chunk<Q4, Budget, StepVectors>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride,

@@ -179,7 +179,8 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
 // slices (the test variant's: 8 blocks) and passes of two token tiles, full and partial token tiles, and
 // the next group pair's dequantization partly before the tile loop or all inside it (as dispatched: all
 // inside for Q8_0 at 81-95 and 97+ tokens, Q4_0 at 17-31 and 33+; always all inside in the test variant, 3
-// vectors per block product).
+// vectors per block product); batches of 16-64 tokens (16, 17, 32, 37, 48, 53, 64) are narrow()'s, one to four
+// token tiles, the last partial or not, in one K-slice or (test variant) several.
 void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const char *label) {
     const type_traits &t = k.traits[type];
     const bool q4 = type == GPTNEOX_TYPE_Q4_0;
@@ -225,7 +226,7 @@ void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const ch
                     if (err / bound > worst) worst = err / bound;
                 }
             check(worst <= 1.0, "within the f32 summation bound of the double reference", worst);
-            check_batches(k, pool, pc.P, x, {16, 17, 32, 37, 53, 128}, all,
+            check_batches(k, pool, pc.P, x, {16, 17, 32, 37, 48, 53, 64, 128}, all,
                           "batch of 16+ == the same tokens in a batch of 133");
         }
     }
