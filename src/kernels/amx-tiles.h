@@ -1,5 +1,6 @@
 // What the AMX kernels share (included only by files compiled with the AMX flags: gemm-qbf16-amx.cpp,
-// gemm-bf16-amx.cpp): LDTILECFG's 64-byte operand (palette 1) and its load.
+// gemm-bf16-amx.cpp, attention-amx.cpp): LDTILECFG's 64-byte operand (palette 1) and its load; tile loads and
+// bf16 products whose tile numbers are template arguments.
 #pragma once
 
 #include <immintrin.h>
