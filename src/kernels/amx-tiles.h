@@ -27,7 +27,9 @@ inline void load_tile_config(const tile_config &c) {
 }
 
 // TILELOADD and TDPBF16PS with their tile numbers as template arguments (the intrinsics are macros that paste
-// literal numbers into the instruction text, so a loop over tiles cannot name them).
+// literal numbers into the instruction text, so a loop over tiles cannot name them). Like the intrinsics,
+// tile_load's asm declares no memory input: a caller that has just stored its operand puts a compiler
+// barrier (asm volatile("" ::: "memory")) between.
 template <int T> inline void tile_load(const void *p, size_t stride) {
     __asm__ volatile("tileloadd (%0,%1,1), %%tmm%c2" ::"r"(p), "r"(stride), "i"(T));
 }

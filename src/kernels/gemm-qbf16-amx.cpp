@@ -26,20 +26,21 @@
 // Loops: the tokens are packed once per matmul (gemm_pack, from the f32 rows) as tiles of 16 tokens x 32
 // bf16 per block. Batches of up to kNarrowTiles tiles (64 tokens) go to narrow() (below chunk()): one group
 // of 16 rows at a time against every token tile, each block dequantized into a small ring in L1 two blocks
-// before its products. Larger batches are taken in passes of kChunkTiles tiles. A pass goes over the blocks in K-slices sized
-// so that its tiles' slice fits kActBudget (L2); per slice, each pair of 16-row groups is dequantized into
-// one half of the work area (the tiles' B layout, packed-layout.h's pairs) and then met by every token
-// tile, two tiles at a time: 2 x 2 products per block on four C tiles, which start at zero (first slice) or
-// at the sums the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles and budgets of
-// 0.5-2 MiB within the noise of each other, except 4 tiles or less: the dequantization is then paid too
-// often. Budgets again with the dequantization inside the loop, kernels_bench, 512 tokens: 0.5-1 MiB
-// within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.)
+// before its products. Larger batches are taken in passes of kChunkTiles tiles. A pass goes over the blocks
+// in K-slices sized so that its tiles' slice fits kActBudget (L2); per slice, each pair of 16-row groups is
+// dequantized into one half of the work area (the tiles' B layout, packed-layout.h's pairs) and then met by
+// every token tile, two tiles at a time: 2 x 2 products per block on four C tiles, which start at zero
+// (first slice) or at the sums the previous slice stored in y. (Swept on the Xeon: passes of 8-32 tiles
+// and budgets of 0.5-2 MiB within the noise of each other, except 4 tiles or less: the dequantization is
+// then paid too often. Budgets again with the dequantization inside the loop, kernels_bench, 512 tokens:
+// 0.5-1 MiB within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.)
 // While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after each
 // block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
 // loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
 // dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (Q8_0, 64 tokens) no
 // longer (62-65 ns against 22 + 35.5 apart), so there 4 go inside and the rest is dequantized before the
-// tiles (kMaxVectorsPerProducts).
+// tiles (kMaxVectorsPerProducts). (The 64-token figures here and at kMaxVectorsPerProducts were measured
+// when chunk() also ran batches of 16-64 tokens; since 11-27 those are narrow()'s, and chunk() starts at 65.)
 #pragma GCC target("avx512bf16,avx512vbmi")
 #include <immintrin.h>
 
