@@ -494,8 +494,10 @@ void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8
     uint8_t *ring = work;
     float *scratch = reinterpret_cast<float *>(work + kRing * kTileBytes); // the partial token tile's C
     const int64_t m = n_tok - kTileTok * (NT - 1);                          // its rows (1-16)
+    // C tile t: token tile t's rows of y (or scratch), cs[t] bytes apart
     float *c[4] = {};
     size_t cs[4] = {};
+    for (int t = 0; t < NT; t++) cs[t] = t == NT - 1 && m < kTileTok ? 64 : y_stride * sizeof(float);
     int64_t slice = int64_t(Budget / (kTileBytes * size_t(NT)));
     slice = slice < kMinSlice ? kMinSlice : slice > nb ? nb : slice;
     for (int64_t k0 = 0; k0 < nb; k0 += slice) {
@@ -537,11 +539,8 @@ void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8
             if (start_next()) vectors(0, kVectors);
         int64_t u = 0; // this block's ring slot: u % kRing
         for (int64_t g = 0; g < groups; g++) {
-            for (int t = 0; t < NT; t++) {
-                const bool partial = t == NT - 1 && m < kTileTok;
-                c[t] = partial ? scratch : y + size_t(kTileTok * t) * y_stride + 16 * g;
-                cs[t] = partial ? 64 : y_stride * sizeof(float);
-            }
+            for (int t = 0; t < NT; t++)
+                c[t] = t == NT - 1 && m < kTileTok ? scratch : y + size_t(kTileTok * t) * y_stride + 16 * g;
             if (k0 == 0) {
                 narrow_c_zero<NT>();
             } else {
@@ -597,7 +596,7 @@ void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act,
     uint8_t *wb = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     int configured = 0;
     if (n_tok <= kNarrowTiles * kTileTok) {
-        configure(configured = kTileTok);
+        configure(kTileTok);
         narrow_of<Q4, Budget>((n_tok + kTileTok - 1) / kTileTok, n / 32, w, gb, n_rows / 16, tiles, act_stride, n_tok,
                               y, y_stride, wb);
         _tile_release();
