@@ -103,3 +103,53 @@ def test_llama_cpp_rows_are_held_against_avx2() -> None:
     assert roofline.engine_isa("neox_cpp", "bf16", dict(peaks, avx512_bf16=116.0)) == "bf16dp"
     with_amx = dict(peaks, avx512_bf16=116.0, amx_bf16=3400.0)
     assert roofline.engine_isa("torch bf16", "bf16", with_amx) == "amx_bf16"
+
+
+# perf_profile.py reads perf's text output; these lines are perf 6.x's own (perf report --stdio
+# --no-children --sort dso,symbol, which appends IPC columns; callchain lines when recorded with -g;
+# perf annotate --stdio), from a profile of rinna q8_0 pp512.
+PERF_REPORT = """\
+# Samples: 97K of event 'cpu-clock'
+#
+# Overhead  Shared Object      Symbol                                          IPC   [IPC Coverage]
+# ........  .................  ..............................................  ....................
+#
+    60.68%  libgptneox.so      [.] gptneox::(anonymous namespace)::tile_pair<true, \
+gptneox::(anonymous namespace)::background<false> >                                -      -
+                --60.67%--gptneox::(anonymous namespace)::chunk<false, 1048576ul, 0>
+    13.79%  libgptneox.so      [.] gptneox::(anonymous namespace)::dequantize_vector<false>     -      -
+     0.19%  [kernel.kallsyms]  [k] _raw_spin_unlock_irqrestore                                  -      -
+     0.10%  libc.so.6          [.] __memset_avx512_unaligned_erms
+"""
+
+PERF_ANNOTATE = """\
+ Percent |      Source code & Disassembly of libgptneox.so for cpu-clock (2934 samples, percent: local period)
+----------------------------------------------------------------------------------------------------------------
+         :
+         :            Disassembly of section .text:
+    0.00 :   ea210:  mov    %rdi,%rcx
+    2.80 :   ea219:  cmp    $0xf,%rdi
+   33.70 :   ea230:  vmovups (%rsi,%rax,4),%zmm1
+   53.10 :   ea23e:  vmovups %zmm1,(%rdx,%rax,4)
+"""
+
+
+def test_perf_report_lines_parse_without_ipc_columns_or_callchains() -> None:
+    import perf_profile
+
+    rows = perf_profile.parse_report(PERF_REPORT)
+    assert [(p, d) for p, d, _ in rows] == [(60.68, "libgptneox.so"), (13.79, "libgptneox.so"),
+                                            (0.19, "[kernel.kallsyms]"), (0.10, "libc.so.6")]
+    assert rows[0][2] == ("gptneox::(anonymous namespace)::tile_pair<true, "
+                          "gptneox::(anonymous namespace)::background<false> >")
+    assert rows[3][2] == "__memset_avx512_unaligned_erms"
+    assert perf_profile.short_symbol(rows[0][2]) == "tile_pair<true, background<false> >"
+    assert perf_profile.short_symbol("x" * 150, 20) == "x" * 17 + "..."
+
+
+def test_perf_annotate_lines_keep_the_instructions_with_samples() -> None:
+    import perf_profile
+
+    assert perf_profile.parse_annotate(PERF_ANNOTATE) == [
+        (2.80, "ea219", "cmp    $0xf,%rdi"), (33.70, "ea230", "vmovups (%rsi,%rax,4),%zmm1"),
+        (53.10, "ea23e", "vmovups %zmm1,(%rdx,%rax,4)")]
