@@ -12,14 +12,15 @@
 // since the next pair is dequantized inside the tile loop (below).
 //
 // Arithmetic of one output (the statement packed_test checks): the activations rounded to bf16 as
-// VCVTNEPS2BF16 does (bf16dp_round_ref: nearest-even, denormals to zero), the weights as
-// bf16(q * d) (q * d is exact in f32; nearest-even), and the products summed by TDPBF16PS, 32 per
-// instruction, from zero and in block order (the instruction's own way of adding its products to C is what
-// it is: tested within the f32 summation bound of a double reference). A token's result is the same in any
-// batch of kMinTokens or more; it differs in the last bits from the result of a smaller batch (the VNNI
-// kernels, Q8_0 activations), as llama.cpp's results depend on its batch's size. The bf16 rounding of
-// q * d is at most 2^-8 of the weight (8 significant bits; this said 2^-9 until 11-27), below Q8_0's own
-// rounding (up to 1/254 of its block's largest), and bf16 activations are finer than Q8_0's:
+// VCVTNEPS2BF16 does (bf16dp_round_ref: nearest-even, denormals to zero), the weights as bf16(q * d) (q * d
+// is exact in f32; nearest-even), and the products summed by TDPBF16PS, 32 per instruction, in block order,
+// from the row's bias (gemm_packed_bias: matmul's bias then costs no pass over y, which in rinna's prompts
+// took 3.6-4% of the time, bench/perf_profile.py) or from zero (the instruction's own way of adding its
+// products to C is what it is: tested within the f32 summation bound of a double reference). A token's result
+// is the same in any batch of kMinTokens or more; it differs in the last bits from the result of a smaller
+// batch (the VNNI kernels, Q8_0 activations), as llama.cpp's results depend on its batch's size. The bf16
+// rounding of q * d is at most 2^-8 of the weight (8 significant bits; this said 2^-9 until 11-27), below
+// Q8_0's own rounding (up to 1/254 of its block's largest), and bf16 activations are finer than Q8_0's:
 // test_parity's table measures the compute error against Hugging Face on the file's own weights at 4.3e-3
 // here, 1.1e-2 with Q8_0 activations.
 //
@@ -281,15 +282,20 @@ template <bool Q4> struct background {
 
 // ---- the tile loop ----
 
-// Token tiles a0 (and a1 if Pair) against groups' slices w0 (and w1 if Two), nb blocks; C from y (or zero
-// if First), back to y (rows y_stride floats apart; C00 and C01 have the configured m rows); next.step()
-// after each block's products.
+// Token tiles a0 (and a1 if Pair) against groups' slices w0 (and w1 if Two), nb blocks; C from y (or if
+// First, every row from the groups' bias b, 16 floats per group, or zero without one), back to y (rows
+// y_stride floats apart; C00 and C01 have the configured m rows); next.step() after each block's products.
 template <bool Pair, bool Two, class Next>
 void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb, bool first,
-              float *y0, float *y1, size_t y_stride, Next &next) {
+              const float *b, float *y0, float *y1, size_t y_stride, Next &next) {
     const size_t ys = y_stride * sizeof(float);
     __asm__ volatile("" ::: "memory"); // (tileloadd's asm declares no memory input)
-    if (first) {
+    if (first && b) { // row stride 0: the same 16 floats in every row
+        _tile_loadd(4, b, 0);
+        if (Two) _tile_loadd(5, b + 16, 0);
+        if (Pair) _tile_loadd(6, b, 0);
+        if (Pair && Two) _tile_loadd(7, b + 16, 0);
+    } else if (first) {
         _tile_zero(4);
         if (Two) _tile_zero(5);
         if (Pair) _tile_zero(6);
@@ -320,9 +326,9 @@ void products(const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uin
 
 template <bool Two, class Next>
 void tile_pair(bool pair, const uint8_t *a0, const uint8_t *a1, const uint8_t *w0, const uint8_t *w1, int64_t nb,
-               bool first, float *y0, float *y1, size_t y_stride, Next &next) {
-    if (pair) products<true, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride, next);
-    else products<false, Two>(a0, a1, w0, w1, nb, first, y0, y1, y_stride, next);
+               bool first, const float *b, float *y0, float *y1, size_t y_stride, Next &next) {
+    if (pair) products<true, Two>(a0, a1, w0, w1, nb, first, b, y0, y1, y_stride, next);
+    else products<false, Two>(a0, a1, w0, w1, nb, first, b, y0, y1, y_stride, next);
 }
 
 // Tokens [c0, c0 + c_tok) of the packed tiles against rows [0, 16 groups): K-slices of at most Budget bytes
@@ -330,7 +336,7 @@ void tile_pair(bool pair, const uint8_t *a0, const uint8_t *a1, const uint8_t *w
 // half of wb during the step before (the other half), then met by every token tile.
 template <bool Q4, size_t Budget, int StepVectors>
 void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles, size_t act_stride,
-           int64_t c_tok, float *y, size_t y_stride, uint8_t *wb, int &configured) {
+           int64_t c_tok, const float *bias, float *y, size_t y_stride, uint8_t *wb, int &configured) {
     const int64_t n_full = c_tok / kTileTok, tail = c_tok % kTileTok, n_tiles = n_full + (tail ? 1 : 0);
     int64_t slice = int64_t(Budget / (kTileBytes * size_t(n_tiles)));
     slice = slice < kMinSlice ? kMinSlice : slice > kMaxSlice ? kMaxSlice : slice;
@@ -401,8 +407,9 @@ void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_
         auto run = [&](int64_t t, bool pair) {
             const uint8_t *a0 = tiles + size_t(t) * act_stride + kTileBytes * size_t(k0);
             float *y0 = y + size_t(kTileTok * t) * y_stride + 16 * g, *y1 = y0 + kTileTok * y_stride;
-            if (two) tile_pair<true>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride, bg);
-            else tile_pair<false>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, y0, y1, y_stride, bg);
+            const float *b = bias ? bias + 16 * g : nullptr;
+            if (two) tile_pair<true>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, b, y0, y1, y_stride, bg);
+            else tile_pair<false>(pair, a0, a0 + act_stride, w0, w1, k1 - k0, k0 == 0, b, y0, y1, y_stride, bg);
         };
         if (n_full) {
             if (configured != kTileTok) configure(configured = kTileTok);
@@ -471,7 +478,16 @@ template <int NT> inline void narrow_c_load(float *const c[4], const size_t s[4]
     if constexpr (NT > 2) _tile_loadd(6, c[2], s[2]);
     if constexpr (NT > 3) _tile_loadd(7, c[3], s[3]);
 }
-template <int NT> inline void narrow_c_zero() {
+// C tiles at the start of a group's sums: every row the group's bias b (row stride 0), or zero without one
+template <int NT> inline void narrow_c_start(const float *b) {
+    if (b) {
+        __asm__ volatile("" ::: "memory");
+        _tile_loadd(4, b, 0);
+        if constexpr (NT > 1) _tile_loadd(5, b, 0);
+        if constexpr (NT > 2) _tile_loadd(6, b, 0);
+        if constexpr (NT > 3) _tile_loadd(7, b, 0);
+        return;
+    }
     _tile_zero(4);
     if constexpr (NT > 1) _tile_zero(5);
     if constexpr (NT > 2) _tile_zero(6);
@@ -489,7 +505,7 @@ template <int NT> inline void narrow_c_store(float *const c[4], const size_t s[4
 // the groups in turn, each block of each group dequantized into the ring kAhead blocks before its products.
 template <bool Q4, int NT, size_t Budget>
 void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles, size_t act_stride,
-            int64_t n_tok, float *y, size_t y_stride, uint8_t *work) {
+            int64_t n_tok, const float *bias, float *y, size_t y_stride, uint8_t *work) {
     constexpr int kVectors = Q4 ? 4 : 8;
     uint8_t *ring = work;
     float *scratch = reinterpret_cast<float *>(work + kRing * kTileBytes); // the partial token tile's C
@@ -542,7 +558,7 @@ void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8
             for (int t = 0; t < NT; t++)
                 c[t] = t == NT - 1 && m < kTileTok ? scratch : y + size_t(kTileTok * t) * y_stride + 16 * g;
             if (k0 == 0) {
-                narrow_c_zero<NT>();
+                narrow_c_start<NT>(bias ? bias + 16 * g : nullptr);
             } else {
                 if (m < kTileTok)
                     for (int64_t r = 0; r < m; r++)
@@ -569,12 +585,12 @@ void narrow(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8
 
 template <bool Q4, size_t Budget>
 void narrow_of(int64_t n_tiles, int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_t *tiles,
-               size_t act_stride, int64_t n_tok, float *y, size_t y_stride, uint8_t *work) {
+               size_t act_stride, int64_t n_tok, const float *bias, float *y, size_t y_stride, uint8_t *work) {
     switch (n_tiles) {
-    case 1: return narrow<Q4, 1, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
-    case 2: return narrow<Q4, 2, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
-    case 3: return narrow<Q4, 3, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
-    default: return narrow<Q4, 4, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, y, y_stride, work);
+    case 1: return narrow<Q4, 1, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, bias, y, y_stride, work);
+    case 2: return narrow<Q4, 2, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, bias, y, y_stride, work);
+    case 3: return narrow<Q4, 3, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, bias, y, y_stride, work);
+    default: return narrow<Q4, 4, Budget>(nb, w, gb, groups, tiles, act_stride, n_tok, bias, y, y_stride, work);
     }
 }
 
@@ -585,29 +601,42 @@ size_t work_bytes(int64_t n) {
     return own > gemm_work_bytes(n) ? own : gemm_work_bytes(n);
 }
 
+// gemm_packed_bias (bias: the rows', or nullptr: gemm_packed)
 template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
-void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
-          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+void gemm_bias(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+               const void *prep, size_t prep_stride, int64_t n_tok, const float *bias, float *y, size_t y_stride,
+               void *work) {
     // (from kMinTokens on, matmul has packed the tokens from their f32 rows: act; no prep)
-    if (n_tok < kMinTokens || act == nullptr || work == nullptr)
-        return (Q4 ? gemm_packed_q4_vnni : gemm_packed_q8_vnni)(n, wv, gb, n_rows, act, act_stride, prep, prep_stride,
-                                                                n_tok, y, y_stride, work);
+    if (n_tok < kMinTokens || act == nullptr || work == nullptr) {
+        (Q4 ? gemm_packed_q4_vnni : gemm_packed_q8_vnni)(n, wv, gb, n_rows, act, act_stride, prep, prep_stride, n_tok,
+                                                         y, y_stride, work);
+        for (int64_t t = 0; bias && t < n_tok; t++)
+            for (int64_t r = 0; r < n_rows; r++) y[size_t(t) * y_stride + size_t(r)] += bias[r];
+        return;
+    }
     const uint8_t *tiles = static_cast<const uint8_t *>(act), *w = static_cast<const uint8_t *>(wv);
     uint8_t *wb = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     int configured = 0;
     if (n_tok <= kNarrowTiles * kTileTok) {
         configure(kTileTok);
         narrow_of<Q4, Budget>((n_tok + kTileTok - 1) / kTileTok, n / 32, w, gb, n_rows / 16, tiles, act_stride, n_tok,
-                              y, y_stride, wb);
+                              bias, y, y_stride, wb);
         _tile_release();
         return;
     }
     for (int64_t c0 = 0; c0 < n_tok; c0 += kTileTok * ChunkTiles) {
         const int64_t c_tok = n_tok - c0 < kTileTok * ChunkTiles ? n_tok - c0 : kTileTok * ChunkTiles;
         chunk<Q4, Budget, StepVectors>(n / 32, w, gb, n_rows / 16, tiles + size_t(c0 / kTileTok) * act_stride,
-                                       act_stride, c_tok, y + size_t(c0) * y_stride, y_stride, wb, configured);
+                                       act_stride, c_tok, bias, y + size_t(c0) * y_stride, y_stride, wb, configured);
     }
     if (configured) _tile_release();
+}
+
+template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
+void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+          const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
+    gemm_bias<Q4, ChunkTiles, Budget, StepVectors>(n, wv, gb, n_rows, act, act_stride, prep, prep_stride, n_tok,
+                                                   nullptr, y, y_stride, work);
 }
 
 } // namespace
@@ -624,6 +653,8 @@ void fill_gemm_qbf16_amx(kernels &k) {
     }
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, kChunkTiles, kActBudget>;
     k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, kChunkTiles, kActBudget>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed_bias = gemm_bias<true, kChunkTiles, kActBudget>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed_bias = gemm_bias<false, kChunkTiles, kActBudget>;
 }
 void fill_gemm_qbf16_amx_test(kernels &k) {
     fill_gemm_qbf16_amx(k);
@@ -632,6 +663,8 @@ void fill_gemm_qbf16_amx_test(kernels &k) {
     // a block's 8 or 4: steps end mid-block and the rest is left to finish())
     k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed = gemm<true, 2, 1, 3>;
     k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed = gemm<false, 2, 1, 3>;
+    k.traits[GPTNEOX_TYPE_Q4_0].gemm_packed_bias = gemm_bias<true, 2, 1, 3>;
+    k.traits[GPTNEOX_TYPE_Q8_0].gemm_packed_bias = gemm_bias<false, 2, 1, 3>;
 }
 
 } // namespace gptneox

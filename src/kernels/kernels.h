@@ -84,6 +84,12 @@ struct type_traits {
     void (*gemm_packed)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act,
                         size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok, float *y,
                         size_t y_stride, void *work) = nullptr;
+    // Optional: gemm_packed that also adds the rows' bias (bias[r] for row r of the call, not null), as the
+    // starting value of each output's sum rather than after it: matmul calls it instead of gemm_packed and
+    // a separate pass over y when it has packed the tiles from the f32 rows (gemm_pack_f32).
+    void (*gemm_packed_bias)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act,
+                             size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok,
+                             const float *bias, float *y, size_t y_stride, void *work) = nullptr;
     // Optional (nullptr: gemm_work_bytes): bytes of the work area each thread's gemm / gemm_packed call
     // gets in prompt batches, for a kernel that needs more (gemm-qbf16-amx.cpp).
     size_t (*gemm_work_size)(int64_t n) = nullptr;

@@ -127,6 +127,8 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
     // group while it works on the current one
     if (use_gemm) tile_rows = kGemmRows;
     const int64_t n_chunks = (ne1 + tile_rows - 1) / tile_rows;
+    // the tile kernel starts each output's sum at its bias: no pass over y to add it
+    const bool fused_bias = bias && pack_f32 && pack_tiles && tr.gemm_packed_bias;
     auto vec_dot = tr.vec_dot;
     auto vec_dot_x4 = tr.vec_dot_x4;
     // rows [rb, re) against every token
@@ -138,7 +140,11 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
             for (int64_t o = rb; o < re; o += 16) __builtin_prefetch(bias + o);
             __builtin_prefetch(bias + re - 1);
         }
-        if (packed) {
+        if (fused_bias) {
+            tr.gemm_packed_bias(ne0, W.packed + size_t(rb / 16) * W.packed_group_bytes, W.packed_group_bytes, re - rb,
+                                act_q, act_stride, prep, prep_stride, n_tokens, bias + rb, y + rb,
+                                static_cast<size_t>(y_stride), wk);
+        } else if (packed) {
             tr.gemm_packed(ne0, W.packed + size_t(rb / 16) * W.packed_group_bytes, W.packed_group_bytes, re - rb, act_q,
                            act_stride, prep, prep_stride, n_tokens, y + rb, static_cast<size_t>(y_stride), wk);
         } else if (use_gemm) {
@@ -164,9 +170,10 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
                 for (int64_t o = rb; o < re; o++) yt[o] = vec_dot(ne0, wdata + o * row_bytes, a);
             }
         }
-        for (int64_t t = 0; t < n_tokens; t++) {
+        const bool add_bias = bias && !fused_bias;
+        for (int64_t t = 0; (add_bias || act) && t < n_tokens; t++) {
             float *yt = y + t * y_stride;
-            if (bias) k.axpy_f32(re - rb, 1.0f, bias + rb, yt + rb); // 1 * b is exact: yt + b, as rounded
+            if (add_bias) k.axpy_f32(re - rb, 1.0f, bias + rb, yt + rb); // 1 * b is exact: yt + b, as rounded
             if (act) act(yt + rb, re - rb);
         }
     };

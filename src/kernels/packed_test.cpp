@@ -69,12 +69,13 @@ struct packed_copy {
 // matmul over P of the first nt tokens of x (n floats each), for each nt, with 1 and 2 threads: bit for
 // bit the first nt tokens of want (rows floats per token).
 void check_batches(const kernels &k, thread_pool &pool, const weight &P, const std::vector<float> &x,
-                   std::initializer_list<int64_t> nts, const std::vector<float> &want, const char *what) {
+                   std::initializer_list<int64_t> nts, const std::vector<float> &want, const char *what,
+                   const float *bias = nullptr) {
     std::vector<uint8_t> s;
     for (int64_t nt : nts) {
         for (int th : {1, 2}) {
             std::vector<float> y(size_t(P.ne1 * nt), -1.0f);
-            matmul(k, pool, th, P, nullptr, x.data(), nt, P.ne0, y.data(), P.ne1, s);
+            matmul(k, pool, th, P, bias, x.data(), nt, P.ne0, y.data(), P.ne1, s);
             check(std::memcmp(y.data(), want.data(), y.size() * 4) == 0, what, double(nt), th);
         }
     }
@@ -174,7 +175,8 @@ void test_bf16_amx(const kernels &k, thread_pool &pool) {
 
 // Q8_0 / Q4_0 batches of 16+ tokens on the AMX path's bf16 tiles (gemm-qbf16-amx.cpp): against a double
 // dot of its statement's values -- weights bf16(q * d), activations bf16dp_round_ref(x) -- within the f32
-// summation bound (as test_bf16_amx), and bit for bit across batches of 16+ tokens and threads (a token's
+// summation bound (as test_bf16_amx), without a bias and with one (gemm_packed_bias: the sums start at it),
+// and bit for bit across batches of 16+ tokens and threads (a token's
 // result does not depend on its batch). Sizes cover odd block counts, one group pair and a lone group, K-
 // slices (the test variant's: 8 blocks) and passes of two token tiles, full and partial token tiles, and
 // the next group pair's dequantization partly before the tile loop or all inside it (as dispatched: all
@@ -210,10 +212,14 @@ void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const ch
             std::vector<float> x(size_t(n * max_tok));
             for (auto &v : x) v = nd(rng);
             x[3] = 1e-40f; // a denormal activation: zero in bf16
-            std::vector<float> all(size_t(rows * max_tok));
+            // a bias of the size of the sums (matmul passes it to gemm_packed_bias: each sum starts at it)
+            std::vector<float> bias(static_cast<size_t>(rows));
+            for (auto &v : bias) v = 4.0f * nd(rng);
+            std::vector<float> all(size_t(rows * max_tok)), all_b(size_t(rows * max_tok));
             std::vector<uint8_t> s;
             matmul(k, pool, 2, pc.P, nullptr, x.data(), max_tok, n, all.data(), rows, s);
-            double worst = 0.0;
+            matmul(k, pool, 2, pc.P, bias.data(), x.data(), max_tok, n, all_b.data(), rows, s);
+            double worst = 0.0, worst_b = 0.0;
             for (int64_t tk = 0; tk < max_tok; tk++)
                 for (int64_t r = 0; r < rows; r++) {
                     double ref = 0.0, mag = 0.0;
@@ -224,10 +230,18 @@ void test_qbf16_amx(const kernels &k, thread_pool &pool, uint32_t type, const ch
                     const double err = std::fabs(double(all[size_t(tk * rows + r)]) - ref);
                     const double bound = double(n) * std::ldexp(1.0, -24) * mag + 1e-30;
                     if (err / bound > worst) worst = err / bound;
+                    // one more term in the sum: n + 1 roundings of at most |partial sum| 2^-24 each
+                    const double ref_b = ref + double(bias[size_t(r)]), mag_b = mag + std::fabs(bias[size_t(r)]);
+                    const double err_b = std::fabs(double(all_b[size_t(tk * rows + r)]) - ref_b);
+                    const double bound_b = double(n + 1) * std::ldexp(1.0, -24) * mag_b + 1e-30;
+                    if (err_b / bound_b > worst_b) worst_b = err_b / bound_b;
                 }
             check(worst <= 1.0, "within the f32 summation bound of the double reference", worst);
+            check(worst_b <= 1.0, "with a bias: within the f32 summation bound of the double reference", worst_b);
             check_batches(k, pool, pc.P, x, {16, 17, 32, 37, 48, 53, 64, 128}, all,
                           "batch of 16+ == the same tokens in a batch of 133");
+            check_batches(k, pool, pc.P, x, {16, 17, 37, 64, 128}, all_b,
+                          "with a bias: batch of 16+ == the same tokens in a batch of 133", bias.data());
         }
     }
 }
