@@ -601,20 +601,11 @@ size_t work_bytes(int64_t n) {
     return own > gemm_work_bytes(n) ? own : gemm_work_bytes(n);
 }
 
-// gemm_packed_bias (bias: the rows', or nullptr: gemm_packed)
-template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
-void gemm_bias(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
-               const void *prep, size_t prep_stride, int64_t n_tok, const float *bias, float *y, size_t y_stride,
-               void *work) {
-    // (from kMinTokens on, matmul has packed the tokens from their f32 rows: act; no prep)
-    if (n_tok < kMinTokens || act == nullptr || work == nullptr) {
-        (Q4 ? gemm_packed_q4_vnni : gemm_packed_q8_vnni)(n, wv, gb, n_rows, act, act_stride, prep, prep_stride, n_tok,
-                                                         y, y_stride, work);
-        for (int64_t t = 0; bias && t < n_tok; t++)
-            for (int64_t r = 0; r < n_rows; r++) y[size_t(t) * y_stride + size_t(r)] += bias[r];
-        return;
-    }
-    const uint8_t *tiles = static_cast<const uint8_t *>(act), *w = static_cast<const uint8_t *>(wv);
+// The tiles' path: act = matmul's packed tiles of n_tok >= kMinTokens tokens, each sum started at the rows'
+// bias (nullptr: zero).
+template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors>
+void tiles_gemm(int64_t n, const uint8_t *w, size_t gb, int64_t n_rows, const uint8_t *tiles, size_t act_stride,
+                int64_t n_tok, const float *bias, float *y, size_t y_stride, void *work) {
     uint8_t *wb = reinterpret_cast<uint8_t *>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t(63));
     int configured = 0;
     if (n_tok <= kNarrowTiles * kTileTok) {
@@ -632,11 +623,26 @@ void gemm_bias(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void 
     if (configured) _tile_release();
 }
 
+// gemm_packed: fewer than kMinTokens tokens (no tiles: matmul made Q8_0 rows and their prep) on the VNNI kernels
 template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
 void gemm(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
           const void *prep, size_t prep_stride, int64_t n_tok, float *y, size_t y_stride, void *work) {
-    gemm_bias<Q4, ChunkTiles, Budget, StepVectors>(n, wv, gb, n_rows, act, act_stride, prep, prep_stride, n_tok,
-                                                   nullptr, y, y_stride, work);
+    // (from kMinTokens on, matmul has packed the tokens from their f32 rows: act; no prep)
+    if (n_tok < kMinTokens || act == nullptr || work == nullptr)
+        return (Q4 ? gemm_packed_q4_vnni : gemm_packed_q8_vnni)(n, wv, gb, n_rows, act, act_stride, prep, prep_stride,
+                                                                n_tok, y, y_stride, work);
+    tiles_gemm<Q4, ChunkTiles, Budget, StepVectors>(n, static_cast<const uint8_t *>(wv), gb, n_rows,
+                                                    static_cast<const uint8_t *>(act), act_stride, n_tok, nullptr, y,
+                                                    y_stride, work);
+}
+
+// gemm_packed_bias: matmul calls it only on its packed tiles (kernels.h), so always the tiles' path
+template <bool Q4, int64_t ChunkTiles, size_t Budget, int StepVectors = 0>
+void gemm_bias(int64_t n, const void *wv, size_t gb, int64_t n_rows, const void *act, size_t act_stride,
+               const void *, size_t, int64_t n_tok, const float *bias, float *y, size_t y_stride, void *work) {
+    tiles_gemm<Q4, ChunkTiles, Budget, StepVectors>(n, static_cast<const uint8_t *>(wv), gb, n_rows,
+                                                    static_cast<const uint8_t *>(act), act_stride, n_tok, bias, y,
+                                                    y_stride, work);
 }
 
 } // namespace

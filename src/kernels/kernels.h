@@ -86,7 +86,8 @@ struct type_traits {
                         size_t y_stride, void *work) = nullptr;
     // Optional: gemm_packed that also adds the rows' bias (bias[r] for row r of the call, not null), as the
     // starting value of each output's sum rather than after it: matmul calls it instead of gemm_packed and
-    // a separate pass over y when it has packed the tiles from the f32 rows (gemm_pack_f32).
+    // a separate pass over y when, and only when, it has packed the tiles from the f32 rows (gemm_pack_f32,
+    // n_tok >= gemm_pack_min_tokens, act = the tiles, work given).
     void (*gemm_packed_bias)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act,
                              size_t act_stride, const void *prep, size_t prep_stride, int64_t n_tok,
                              const float *bias, float *y, size_t y_stride, void *work) = nullptr;

@@ -171,7 +171,8 @@ void matmul(const kernels &k, thread_pool &pool, int n_threads, const weight &W,
             }
         }
         const bool add_bias = bias && !fused_bias;
-        for (int64_t t = 0; (add_bias || act) && t < n_tokens; t++) {
+        if (!add_bias && !act) return;
+        for (int64_t t = 0; t < n_tokens; t++) {
             float *yt = y + t * y_stride;
             if (add_bias) k.axpy_f32(re - rb, 1.0f, bias + rb, yt + rb); // 1 * b is exact: yt + b, as rounded
             if (act) act(yt + rb, re - rb);
