@@ -37,9 +37,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import checkpoint  # noqa: E402
 import engines  # noqa: E402
+import phase_profile  # noqa: E402
 import sysinfo  # noqa: E402
-
-KERNELS = {"auto": 0, "avx2": 2, "avx512": 3, "amx": 4}
 
 # "    60.68%  libgptneox.so   [.] gptneox::(anonymous namespace)::tile_pair<...>"
 # (perf may append IPC columns after two or more spaces: "...>   -      -")
@@ -116,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     work.add_argument("--tg", type=int, help="single-token decodes per run, from an empty cache")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--kernels", default="auto", choices=sorted(KERNELS))
+    ap.add_argument("--kernels", default="auto", choices=sorted(phase_profile.KERNELS))
     ap.add_argument("--top", type=int, default=25, help="symbols listed")
     ap.add_argument("--annotate", type=int, default=1, help="our hottest symbols annotated")
     ap.add_argument("--freq", type=int, default=1999, help="samples per second per thread")
@@ -130,7 +129,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("perf_profile: no `perf` on PATH (linux-tools / linux-perf)", file=sys.stderr)
         return 2
 
-    import phase_profile
     import run as bench_run
 
     cache = bench_run.cache_dir()
@@ -139,7 +137,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     toks = bench_run.prompt_tokens(hp["n_vocab"], n + 8, seed=1)
     what = f"pp{n}" if args.pp is not None else f"tg{n}"
     eng = engines.OursEngine(path, n + 8, max(n, 8) if args.pp is not None else 8, args.threads,
-                             KERNELS[args.kernels])
+                             phase_profile.KERNELS[args.kernels])
     with tempfile.TemporaryDirectory(prefix="neox_perf_") as tmp:
         data = Path(tmp) / "perf.data"
         try:
