@@ -37,11 +37,17 @@
 // 0.5-1 MiB within 3%, 1.5-2 MiB 5-25% slower on 2816 x 11264.)
 // While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after each
 // block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
-// loaded between (bench/amx_bf16_overlap.cpp: 4 products + 4 tile loads 21-22 ns, + 2 vectors of
-// dequantization 23-24.5, the 2 vectors alone 9); at 8 vectors per block product (Q8_0, 64 tokens) no
-// longer (62-65 ns against 22 + 35.5 apart), so there 4 go inside and the rest is dequantized before the
-// tiles (kMaxVectorsPerProducts). (The 64-token figures here and at kMaxVectorsPerProducts were measured
-// when chunk() also ran batches of 16-64 tokens; since 11-27 those are narrow()'s, and chunk() starts at 65.)
+// loaded between -- in part (bench/amx_bf16_overlap.cpp, the operands in L2: 4 products + 4 tile loads
+// 28-32 ns, + 2 vectors of dequantization 34-38, the 2 vectors alone 11); at 8 vectors per block product
+// (Q8_0, 64 tokens) not at all (86-92 ns), so there 4 go inside and the rest is dequantized before the
+// tiles (kMaxVectorsPerProducts). What bounds the loop in the model is that, and each products() call's C
+// store and reload (the same bench: 100-400 ns of tile time each), more than the products themselves:
+// kernels_bench (2816 x 11264, 512 tokens, one thread) 60-64 ns per block product, ~45 built without the
+// dequantization, ~52 with C kept in L1. (Tried on 11-27, none faster: K-slices of 8-32 blocks with C in a
+// compact buffer and the pair's slice in L1; passes of 24-32 token tiles; the vectors' stores deferred a
+// block product, their values held in registers.) (The 64-token figures here and at kMaxVectorsPerProducts
+// were measured when chunk() also ran batches of 16-64 tokens; since 11-27 those are narrow()'s, and chunk()
+// starts at 65.)
 #pragma GCC target("avx512bf16,avx512vbmi")
 #include <immintrin.h>
 
@@ -440,7 +446,12 @@ void chunk(int64_t nb, const uint8_t *w, size_t gb, int64_t groups, const uint8_
 // 8-64 blocks of prefetch alike; K-slices sized for L1 (32-64 KiB of token tiles) 15% slower (C reloads).
 // (bench/amx_narrow_overlap.cpp, this loop with the token tiles in L1 / L2: 4 products + 5 tile loads 18 /
 // 26 ns, + 8 Q8_0 vectors of dequantization 30 / 42, spread between the products 27 / 33; chunk()'s 2 x 2
-// loop: 4 products + 4 loads 32.6 from L1, bench/amx_bf16_overlap.cpp.)
+// loop: 4 products + 4 loads 23 from L1, 28-32 from L2, bench/amx_bf16_overlap.cpp.) With the weights
+// streaming from memory, as in the model, this loop is ~30% slower than with them in L3 (kernels_bench 64
+// tokens, 180224 vs 11264 x 2816, one thread: 5.4-6.8 vs 8.0-9.7 GB/s of weights; 2 threads 11.5-13.0 vs
+// 14.6-18.4), though a core reads 13.5 GB/s alone; tried on 11-27, none faster: prefetch hints T0 / T2 (NTA
+// halves it), one prefetch per 4 KiB page, none at all (3-11% slower), K-slices of 8-44 blocks, the four
+// token tiles of a block interleaved in memory.
 constexpr int kRing = 4, kAhead = 2, kPrefetchBlocks = 16;
 
 // Block products of NT token tiles (A at a, act_stride bytes apart) with the dequantized block at b into tile
