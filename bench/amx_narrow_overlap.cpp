@@ -11,7 +11,8 @@
 // 19.9; all 30.1, spread 27.0. A in L2 (64 blocks): + 5 loads 26.2; all 41.7, spread 32.9. (In the kernel
 // built in: 4 tdp + 5 loads + 8 vectors 35.9 / 48.1, spread 30.4 / 39.7. amx_bf16_overlap.cpp's 2 x 2 loop,
 // which reloads the tiles its products just read: 4 tdp + 4 loads 23 from L1, 28-32 from L2.) Random
-// operands and quants instead of these patterns: the same figures (11-27: 27.7 / 48.0 / 38.2 from L2).
+// operands and quants instead of these patterns, side by side (11-27 evening, a slower hour, from L2): the
+// same, + 5 loads 27.7 / 27.6, all 48.0 / 47.8, spread 38.2 / 38.6.
 // Build (from the repo root): g++ -std=c++17 -O2 -Isrc -mavx512f -mavx512bw -mavx512vl -mavx512bf16
 //   -mavx512vbmi -mamx-tile -mamx-bf16 bench/amx_narrow_overlap.cpp -o build/amx_narrow_overlap
 // Run: build/amx_narrow_overlap [A_BLOCKS]
