@@ -17,9 +17,11 @@
 // 35.0-35.4, + 8 62-70. In L2: + 4 loads 27.6-31.7, + 2 vectors 34-38, + 4 44.5-48.5, + 8 86-92; C every
 // 64 blocks 35.7-37.2 against 30.4-31.1 (the same loop with the branch but no C), every 16 37.6-38.9. So
 // from L2 the four tile loads cost 9-13 ns per 4 products, 2 vectors half hide behind the tiles and 8 not
-// at all, and a C store and reload costs some 100-400 ns of tile time each time. (Until 11-27 this loop
-// loaded A1 = the next A0 and B1 = the next B0, so half its loads hit L1, with operands of bytes 0-63 --
-// bf16 denormals -- and an older dequantization: "4 products + 4 loads 21.3-21.8 from L1 or L2 alike".)
+// at all, and a C store and reload costs some 100-400 ns of tile time each time; the stores are that cost
+// (reloading from other addresses, from a bias row with stride 0, or zeroing instead: the same, 11-27).
+// (Until 11-27 this loop loaded A1 = the next A0 and B1 = the next B0, so half its loads hit L1, with
+// operands of bytes 0-63 -- bf16 denormals -- and an older dequantization: "4 products + 4 loads 21.3-21.8
+// from L1 or L2 alike".)
 // The kernel itself (kernels_bench, rinna's 2816 x 11264, Q8_0, 512 tokens, one thread) takes 60-64 ns per
 // such iteration; built without its dequantization ~45, with its C tiles kept in L1 ~52, both ~40.
 // Build (from the repo root): g++ -std=c++17 -O2 -Isrc -mavx512f -mavx512bw -mavx512vl -mavx512bf16
