@@ -233,6 +233,14 @@ def bench_row(path: Path, shape: checkpoint.Shape, wtype: str, args: argparse.Na
     return table.Row(shape, wtype, runs, bw_reps if len(bw_reps) == args.reps else [])
 
 
+def drop_old_snapshots(cache: Path, keep: Path, now: float) -> None:
+    """Each build leaves a 20 MB snapshot: drop those of other builds once no run can still be loading them
+    (a run's workers load its snapshot as the run goes, so only copies made more than a day ago)."""
+    for old in cache.glob("libgptneox-*.so"):
+        if old != keep and now - old.stat().st_mtime > 86400:
+            old.unlink(missing_ok=True)
+
+
 def snapshot_library(cache: Path) -> None:
     """Run on a private copy of the source tree's libgptneox.so: a `make` elsewhere while the bench runs
     rewrites that file under the mapped library and kills the process. NEOX_CPP_LIB, if set, wins."""
@@ -242,6 +250,7 @@ def snapshot_library(cache: Path) -> None:
     if os.environ.get("NEOX_CPP_LIB") or lib is None:
         return
     copy = cache / f"libgptneox-{int(lib.stat().st_mtime)}.so"
+    drop_old_snapshots(cache, copy, time.time())
     if not copy.exists():
         shutil.copyfile(lib, copy)
     os.environ["NEOX_CPP_LIB"] = str(copy)
