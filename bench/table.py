@@ -38,13 +38,18 @@ class Row:
     bw_reps: List[float] = field(default_factory=list)
 
 
+def num(v: float) -> str:
+    """Three significant digits, but never an exponent: 1390, not 1.39e+03."""
+    return f"{v:.0f}" if abs(v) >= 999.5 else f"{v:.3g}"
+
+
 def fmt(vals: List[float]) -> str:
     if not vals:
         return "–"
     m = statistics.median(vals)
     if len(vals) == 1:
-        return f"{m:.3g}"
-    return f"{m:.3g} ({min(vals):.3g}–{max(vals):.3g})"
+        return num(m)
+    return f"{num(m)} ({num(min(vals))}–{num(max(vals))})"
 
 
 def pp_fraction(e: EngineRun, shape: Shape, wtype: str, peaks: Dict[str, float]) -> str:

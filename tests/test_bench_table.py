@@ -26,3 +26,10 @@ def test_each_run_against_its_own_rounds_bandwidth() -> None:
 def test_falls_back_to_one_bandwidth_when_rounds_do_not_match_runs() -> None:
     assert table.tg_fraction(_run([10.0, 20.0]), 40.0, [20.0, 20.0, 60.0]) == "38%"
     assert table.tg_fraction(_run([]), 40.0, [20.0]) == ""
+
+
+def test_figures_never_take_an_exponent() -> None:
+    assert table.fmt([1320.4, 1390.2, 1420.0]) == "1390 (1320–1420)"
+    assert table.fmt([999.6]) == "1000"
+    assert table.fmt([5.437, 5.15, 5.57]) == "5.44 (5.15–5.57)"
+    assert table.fmt([98.5]) == "98.5"
