@@ -7,8 +7,14 @@
 //   u8 x s8       the oneDNN-style AVX2 int8 loop CTranslate2 runs, same tile: per 32 multiply-adds one
 //                 vpmaddubsw (u8 activations x s8 weights, i16 pair sums that saturate past 32767), one
 //                 vpmaddwd by ones and one vpaddd -- fewer operations per multiply-add, not exact
+//   sign trick    exact with vpmaddubsw, as llama.cpp: per 32 multiply-adds one vpsignb (weights times the
+//                 activations' signs), one vpmaddubsw (|activations| x those), one vpmaddwd by ones, one vpaddd
 //   tile          gemm-avx2.cpp's own 2 x 4 tile over a 16-block chunk: the exact loop plus the per-block
 //                 scaling (int -> float, dw x dy, FMA into the running sums)
+// Intel Xeon (AVX-512/AMX host, AVX2 code), 2026-11-27, three runs: exact i16 77-81, in a register 82-85,
+// u8 x s8 102-109, sign trick 75-79, tile 67-70 -- the sign trick is no faster than the i16 loop here
+// (presumably as vpsignb, like vpmaddubsw and vpmaddwd, issues on ports 0 and 1 of Intel's big cores; not
+// checked with bench/ports.c); not measured on an AVX2-only CPU.
 // Build (from the repo root): g++ -std=c++17 -O2 -mavx2 -mfma -mf16c -Iinclude -Isrc bench/avx2_q8_loop.cpp -o build/avx2_q8_loop
 #include "kernels/gemm-avx2.cpp"
 
@@ -92,6 +98,38 @@ double u8s8(long iters) {
     return double(iters) * 8 * 8 * 32 / t / 1e9; // 8 steps x 8 (group, token) x 32 multiply-adds
 }
 
+// The same tile, exact: llama.cpp's sign trick. Per 32 multiply-adds of a (row group, token) one vpsignb (the
+// weights take the activations' signs), one vpmaddubsw (|activations| x signed weights: pair sums at most
+// 2 x 127 x 127, no saturation while no weight is -128), one vpmaddwd by ones and one vpaddd; per token two
+// broadcasts (the activations and their absolute values, both prepared once per token).
+double sign_trick(long iters) {
+    __m256i s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, w0, w1, ab, tp;
+    __m256i ax, t2;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const auto t0 = clk::now();
+    for (long it = 0; it < iters; it++) {
+        const uint8_t *w = g_w + (it & 15) * 576, *p0 = g_a[0] + (it & 15) * 32, *p1 = g_a[1] + (it & 15) * 32,
+                      *p2 = g_a[2] + (it & 15) * 32, *p3 = g_a[3] + (it & 15) * 32;
+#define MADDSG(S0, S1) \
+        "vpsignb %[ax], %[w0], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\t" \
+        "vpaddd %[tp], %[" S0 "], %[" S0 "]\n\t" \
+        "vpsignb %[ax], %[w1], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\t" \
+        "vpaddd %[tp], %[" S1 "], %[" S1 "]\n\t"
+#define BC2(P) "vpbroadcastd (4 * \\c)(%[" P "]), %[ax]\n\tvpbroadcastd (2048 + 4 * \\c)(%[" P "]), %[ab]\n\t"
+        __asm__ volatile(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
+                         "vmovdqa (32 * \\c)(%[w]), %[w0]\n\tvmovdqa (0x120 + 32 * \\c)(%[w]), %[w1]\n\t"
+                         BC2("p0") MADDSG("s00", "s10") BC2("p1") MADDSG("s01", "s11")
+                         BC2("p2") MADDSG("s02", "s12") BC2("p3") MADDSG("s03", "s13") ".endr"
+                         : OUTS, [ax] "=&x"(ax), [t2] "=&x"(t2)
+                         : [w] "r"(w), [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [p3] "r"(p3), [one] "x"(ones)
+                         : "memory");
+    }
+    const double t = seconds(t0);
+    g_sink = _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(s00, s13), _mm256_add_epi32(s01, s12)), 0) +
+             _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(s02, s11), _mm256_add_epi32(s03, s10)), 1);
+    return double(iters) * 8 * 8 * 32 / t / 1e9; // 8 steps x 8 (group, token) x 32 multiply-adds
+}
+
 // gemm-avx2.cpp's tile<q8_traits, 2, 4> over kb packed blocks, as the prompt kernel calls it.
 double tile_2x4(long iters, int64_t kb) {
     using namespace gptneox;
@@ -130,14 +168,16 @@ int main() {
     for (auto &row : g_a)
         for (auto &c : row) c = uint8_t(std::rand() & 0x3f);
     std::printf("one thread, data in L1, GMAC/s (best of 3)\n");
-    double best[4] = {0, 0, 0, 0};
+    double best[5] = {0, 0, 0, 0, 0};
     for (int rep = 0; rep < 3; rep++) {
-        const double r[4] = {exact_i16<true>(2000000), exact_i16<false>(2000000), u8s8(4000000), tile_2x4(125000, 16)};
-        for (int i = 0; i < 4; i++) best[i] = r[i] > best[i] ? r[i] : best[i];
+        const double r[5] = {exact_i16<true>(2000000), exact_i16<false>(2000000), u8s8(4000000), tile_2x4(125000, 16),
+                             sign_trick(4000000)};
+        for (int i = 0; i < 5; i++) best[i] = r[i] > best[i] ? r[i] : best[i];
     }
     std::printf("exact i16 (gemm-avx2.cpp q8_block)   %6.1f\n", best[0]);
     std::printf("exact i16, activation in a register %6.1f\n", best[1]);
     std::printf("u8 x s8 (vpmaddubsw, saturating)     %6.1f\n", best[2]);
+    std::printf("exact u8 x s8 (vpsignb, sign trick)  %6.1f\n", best[4]);
     std::printf("tile<q8, 2, 4> over 16 blocks        %6.1f\n", best[3]);
     return 0;
 }
