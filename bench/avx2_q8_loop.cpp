@@ -11,8 +11,8 @@
 //                 activations' signs), one vpmaddubsw (|activations| x those), one vpmaddwd by ones, one vpaddd
 //   tile          gemm-avx2.cpp's own 2 x 4 tile over a 16-block chunk: the exact loop plus the per-block
 //                 scaling (int -> float, dw x dy, FMA into the running sums)
-// Intel Xeon (AVX-512/AMX host, AVX2 code), 2026-11-27, three runs: exact i16 77-81, in a register 82-85,
-// u8 x s8 102-109, sign trick 75-79, tile 67-70 -- the sign trick is no faster than the i16 loop here
+// Intel Xeon (AVX-512/AMX host, AVX2 code), 2026-11-27, six runs: exact i16 77-82, in a register 82-88,
+// u8 x s8 102-112, sign trick 75-81, tile 67-72 -- the sign trick is no faster than the i16 loop here
 // (presumably as vpsignb, like vpmaddubsw and vpmaddwd, issues on ports 0 and 1 of Intel's big cores; not
 // checked with bench/ports.c); not measured on an AVX2-only CPU.
 // Build (from the repo root): g++ -std=c++17 -O2 -mavx2 -mfma -mf16c -Iinclude -Isrc bench/avx2_q8_loop.cpp -o build/avx2_q8_loop
@@ -71,58 +71,43 @@ template <bool Bcast> double exact_i16(long iters) {
     return double(iters) * 16 * 8 * 16 / t / 1e9; // 16 steps x 8 (group, token) x 16 multiply-adds
 }
 
-// 8 steps of 2 row groups x 4 tokens, u8 activations x s8 weights (a 32-element block in 8 steps).
-double u8s8(long iters) {
-    __m256i s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, w0, w1, ab, tp;
+// 8 steps of 2 row groups x 4 tokens (a 32-element block in 8 steps): u8 activations x s8 weights, or with
+// Sign llama.cpp's exact sign trick -- per 32 multiply-adds one vpsignb (the weights take the activations'
+// signs) before the vpmaddubsw (|activations| x those: pair sums at most 2 x 127 x 127, no saturation while
+// no weight is -128), and per token two broadcasts (the activations and their absolute values, both prepared
+// once per token).
+template <bool Sign> double maddubs(long iters) {
+    __m256i s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, w0, w1, ab, tp, ax, t2;
     const __m256i ones = _mm256_set1_epi16(1);
     const auto t0 = clk::now();
     for (long it = 0; it < iters; it++) {
         const uint8_t *w = g_w + (it & 15) * 576, *p0 = g_a[0] + (it & 15) * 32, *p1 = g_a[1] + (it & 15) * 32,
                       *p2 = g_a[2] + (it & 15) * 32, *p3 = g_a[3] + (it & 15) * 32;
+#define W_LOADS "vmovdqa (32 * \\c)(%[w]), %[w0]\n\tvmovdqa (0x120 + 32 * \\c)(%[w]), %[w1]\n\t"
+#define SUM(S) "vpmaddwd %[one], %[tp], %[tp]\n\tvpaddd %[tp], %[" S "], %[" S "]\n\t"
 #define MADDUB(S0, S1) \
-        "vpmaddubsw %[w0], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\tvpaddd %[tp], %[" S0 "], %[" S0 "]\n\t" \
-        "vpmaddubsw %[w1], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\tvpaddd %[tp], %[" S1 "], %[" S1 "]\n\t"
-        __asm__ volatile(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
-                         "vmovdqa (32 * \\c)(%[w]), %[w0]\n\tvmovdqa (0x120 + 32 * \\c)(%[w]), %[w1]\n\t"
-                         "vpbroadcastd (4 * \\c)(%[p0]), %[ab]\n\t" MADDUB("s00", "s10")
-                         "vpbroadcastd (4 * \\c)(%[p1]), %[ab]\n\t" MADDUB("s01", "s11")
-                         "vpbroadcastd (4 * \\c)(%[p2]), %[ab]\n\t" MADDUB("s02", "s12")
-                         "vpbroadcastd (4 * \\c)(%[p3]), %[ab]\n\t" MADDUB("s03", "s13") ".endr"
-                         : OUTS
-                         : [w] "r"(w), [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [p3] "r"(p3), [one] "x"(ones)
-                         : "memory");
-    }
-    const double t = seconds(t0);
-    g_sink = _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(s00, s13), _mm256_add_epi32(s01, s12)), 0) +
-             _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(s02, s11), _mm256_add_epi32(s03, s10)), 1);
-    return double(iters) * 8 * 8 * 32 / t / 1e9; // 8 steps x 8 (group, token) x 32 multiply-adds
-}
-
-// The same tile, exact: llama.cpp's sign trick. Per 32 multiply-adds of a (row group, token) one vpsignb (the
-// weights take the activations' signs), one vpmaddubsw (|activations| x signed weights: pair sums at most
-// 2 x 127 x 127, no saturation while no weight is -128), one vpmaddwd by ones and one vpaddd; per token two
-// broadcasts (the activations and their absolute values, both prepared once per token).
-double sign_trick(long iters) {
-    __m256i s00{}, s01{}, s02{}, s03{}, s10{}, s11{}, s12{}, s13{}, w0, w1, ab, tp;
-    __m256i ax, t2;
-    const __m256i ones = _mm256_set1_epi16(1);
-    const auto t0 = clk::now();
-    for (long it = 0; it < iters; it++) {
-        const uint8_t *w = g_w + (it & 15) * 576, *p0 = g_a[0] + (it & 15) * 32, *p1 = g_a[1] + (it & 15) * 32,
-                      *p2 = g_a[2] + (it & 15) * 32, *p3 = g_a[3] + (it & 15) * 32;
+        "vpmaddubsw %[w0], %[ab], %[tp]\n\t" SUM(S0) "vpmaddubsw %[w1], %[ab], %[tp]\n\t" SUM(S1)
 #define MADDSG(S0, S1) \
-        "vpsignb %[ax], %[w0], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\t" \
-        "vpaddd %[tp], %[" S0 "], %[" S0 "]\n\t" \
-        "vpsignb %[ax], %[w1], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\tvpmaddwd %[one], %[tp], %[tp]\n\t" \
-        "vpaddd %[tp], %[" S1 "], %[" S1 "]\n\t"
+        "vpsignb %[ax], %[w0], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\t" SUM(S0) \
+        "vpsignb %[ax], %[w1], %[t2]\n\tvpmaddubsw %[t2], %[ab], %[tp]\n\t" SUM(S1)
+#define BC(P) "vpbroadcastd (4 * \\c)(%[" P "]), %[ab]\n\t"
 #define BC2(P) "vpbroadcastd (4 * \\c)(%[" P "]), %[ax]\n\tvpbroadcastd (2048 + 4 * \\c)(%[" P "]), %[ab]\n\t"
-        __asm__ volatile(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t"
-                         "vmovdqa (32 * \\c)(%[w]), %[w0]\n\tvmovdqa (0x120 + 32 * \\c)(%[w]), %[w1]\n\t"
-                         BC2("p0") MADDSG("s00", "s10") BC2("p1") MADDSG("s01", "s11")
-                         BC2("p2") MADDSG("s02", "s12") BC2("p3") MADDSG("s03", "s13") ".endr"
-                         : OUTS, [ax] "=&x"(ax), [t2] "=&x"(t2)
-                         : [w] "r"(w), [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [p3] "r"(p3), [one] "x"(ones)
-                         : "memory");
+#define INS [w] "r"(w), [p0] "r"(p0), [p1] "r"(p1), [p2] "r"(p2), [p3] "r"(p3), [one] "x"(ones)
+        if constexpr (Sign) {
+            __asm__ volatile(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t" W_LOADS
+                             BC2("p0") MADDSG("s00", "s10") BC2("p1") MADDSG("s01", "s11")
+                             BC2("p2") MADDSG("s02", "s12") BC2("p3") MADDSG("s03", "s13") ".endr"
+                             : OUTS, [ax] "=&x"(ax), [t2] "=&x"(t2)
+                             : INS
+                             : "memory");
+        } else {
+            __asm__ volatile(".irp c, 0, 1, 2, 3, 4, 5, 6, 7\n\t" W_LOADS
+                             BC("p0") MADDUB("s00", "s10") BC("p1") MADDUB("s01", "s11")
+                             BC("p2") MADDUB("s02", "s12") BC("p3") MADDUB("s03", "s13") ".endr"
+                             : OUTS
+                             : INS
+                             : "memory");
+        }
     }
     const double t = seconds(t0);
     g_sink = _mm256_extract_epi32(_mm256_add_epi32(_mm256_add_epi32(s00, s13), _mm256_add_epi32(s01, s12)), 0) +
@@ -170,8 +155,8 @@ int main() {
     std::printf("one thread, data in L1, GMAC/s (best of 3)\n");
     double best[5] = {0, 0, 0, 0, 0};
     for (int rep = 0; rep < 3; rep++) {
-        const double r[5] = {exact_i16<true>(2000000), exact_i16<false>(2000000), u8s8(4000000), tile_2x4(125000, 16),
-                             sign_trick(4000000)};
+        const double r[5] = {exact_i16<true>(2000000), exact_i16<false>(2000000), maddubs<false>(4000000), tile_2x4(125000, 16),
+                             maddubs<true>(4000000)};
         for (int i = 0; i < 5; i++) best[i] = r[i] > best[i] ? r[i] : best[i];
     }
     std::printf("exact i16 (gemm-avx2.cpp q8_block)   %6.1f\n", best[0]);
