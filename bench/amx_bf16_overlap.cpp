@@ -7,25 +7,31 @@
 //                      and new each iteration, from 8 blocks of each (L1: 32 KiB together) or 128 (L2: 512
 //                      KiB); every operand a normal bf16 number of random sign and mantissa, as activations
 //                      and weights are (with all-zero operands the L2 loop below ran in 24-26 ns, not 29-31)
-//   N vectors          N of the kernel's dequantization steps (dequantize_vector, Q8_0: 64 weights by VPERMB
-//                      into 0x43000000, an FMA per 16, two VCVTNE2PS2BF16, two 64-byte stores), from L1
+//   N vectors          N calls of the kernel's own dequantize_vector (Q8_0: 64 weights by VPERMB into
+//                      0x43000000, an FMA per 16, two VCVTNE2PS2BF16, two 64-byte stores; this file compiles
+//                      gemm-qbf16-amx.cpp for it), from L1
 //   + C every K        the four C tiles stored and loaded back every K blocks (chunk() does so per call of
 //                      products(): each K-slice of each token tile pair)
 // If the tile unit and the AVX-512 ports work side by side, "together" takes the longer of the parts.
-// Measured on the Xeon (11-27, three runs, each line the best of 5): 4 tdp 18.4-18.6; 2 / 4 / 8 vectors
-// alone 11.2-11.4 / 22.6 / 49-50. With the operands in L1: + 4 loads 23.0-23.3, + 2 vectors 25.6-25.7, + 4
-// 35.0-35.4, + 8 62-70. In L2: + 4 loads 27.6-31.7, + 2 vectors 34-38, + 4 44.5-48.5, + 8 86-92; C every
-// 64 blocks 35.7-37.2 against 30.4-31.1 (the same loop with the branch but no C), every 16 37.6-38.9. So
-// from L2 the four tile loads cost 9-13 ns per 4 products, 2 vectors half hide behind the tiles and 8 not
-// at all, and a C store and reload costs some 100-400 ns of tile time each time; the stores are that cost
-// (reloading from other addresses, from a bias row with stride 0, or zeroing instead: the same, 11-27).
+// Measured on the Xeon (11-27, four runs, each line the best of 5): 4 tdp 18.7-20.1; 2 / 4 / 8 vectors
+// alone 7.1-7.9 / 15.1-16.8 / 20.2-21.7. With the operands in L1: + 4 loads 23.5-24.0, + 2 vectors
+// 24.0-25.5, + 4 29.3-31.2, + 8 55.8-58.9. In L2: + 4 loads 31.6-33.9, + 2 vectors 36.3-40.0, + 4
+// 45.8-49.9, + 8 66-77; C every 64 blocks 35.0-40.9 against 28.6-33.7 (the same loop with the branch but no
+// C), every 16 37.6-39.2. So from L2 the four tile loads cost 9-15 ns per 4 products, 2 vectors half hide
+// behind the tiles and 8 not at all (more than the sum), and a C store and reload costs some 100-400 ns of
+// tile time each time; the stores are that cost (reloading from other addresses, from a bias row with
+// stride 0, or zeroing instead: the same, 11-27).
 // (Until 11-27 this loop loaded A1 = the next A0 and B1 = the next B0, so half its loads hit L1, with
 // operands of bytes 0-63 -- bf16 denormals -- and an older dequantization: "4 products + 4 loads 21.3-21.8
 // from L1 or L2 alike".)
 // The kernel itself (kernels_bench, rinna's 2816 x 11264, Q8_0, 512 tokens, one thread) takes 60-64 ns per
 // such iteration; built without its dequantization ~45, with its C tiles kept in L1 ~52, both ~40.
-// Build (from the repo root): g++ -std=c++17 -O2 -Isrc -mavx512f -mavx512bw -mavx512vl -mavx512bf16
-//   -mavx512vbmi -mamx-tile -mamx-bf16 bench/amx_bf16_overlap.cpp -o build/amx_bf16_overlap
+// (Until the evening of 11-27 this file carried its own copy of dequantize_vector, which measured slower
+// -- 2 / 4 / 8 vectors alone 11.2-11.4 / 22.6 / 49-50, in L2 + 2 vectors 34-38, + 8 86-92 -- presumably as
+// it lacked the kernel's `#pragma GCC unroll 4`.)
+// Build (from the repo root, after `make`, whose object supplies the VNNI kernels gemm() falls back to):
+//   g++ -std=c++17 -O2 -Iinclude -Isrc -mavx512f -mavx512bw -mavx512vl -mavx512bf16 -mavx512vbmi -mamx-tile
+//   -mamx-bf16 bench/amx_bf16_overlap.cpp build/release/src/kernels/gemm-packed-avx512.o -o build/amx_bf16_overlap
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,7 +42,7 @@
 #include <initializer_list>
 #include <random>
 
-#include "kernels/amx-tiles.h"
+#include "kernels/gemm-qbf16-amx.cpp" // its dequantize_vector (anonymous namespace: this file compiles it)
 
 #pragma GCC diagnostic ignored "-Wuninitialized" // GCC 12 AVX-512 headers, see kernels-avx512.cpp
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -52,30 +58,12 @@ alignas(64) float g_c[4][256];
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// Q8_0 vector v of a block at q (its 16 rows' bytes 4v..4v+3, stored + 128) -> its two pair lines at o, as
-// gemm-qbf16-amx.cpp's dequantize_vector does it (d: 256 x the scales, off: 32896 x the scales)
-inline void dequantize_vector(const uint8_t *q, __m512 d, __m512 off, uint8_t *o) {
-    const __m512i u = _mm512_load_si512(q);
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i byte = _mm512_add_epi32(_mm512_slli_epi32(_mm512_srli_epi32(lane, 1), 2),
-                                          _mm512_and_si512(lane, _mm512_set1_epi32(1)));
-    const __m512i src = _mm512_slli_epi32(byte, 8);
-    __m512 f[4];
-    for (int j = 0; j < 4; j++) {
-        const __m512i idx = _mm512_add_epi32(src, _mm512_set1_epi32(((j & 1) * 32 + (j >> 1) * 2) << 8));
-        const __m512i bits = _mm512_mask_permutexvar_epi8(_mm512_set1_epi32(0x43000000), 0x2222222222222222ull, idx, u);
-        f[j] = _mm512_fmsub_ps(_mm512_castsi512_ps(bits), d, off);
-    }
-    const __m512bh l0 = _mm512_cvtne2ps_pbh(f[1], f[0]), l1 = _mm512_cvtne2ps_pbh(f[3], f[2]);
-    _mm512_store_si512(o, reinterpret_cast<const __m512i &>(l0));
-    _mm512_store_si512(o + 64, reinterpret_cast<const __m512i &>(l1));
-}
-
 // `mask` + 1 blocks of each operand walked in order; the C tiles stored and reloaded every `c_every`
 // iterations (0: never)
 template <bool Tdp, bool Loads, int Vectors>
 __attribute__((noinline)) double run(long n, long mask, long c_every = 0) {
-    const __m512 d = _mm512_set1_ps(0.01f * 256), off = _mm512_set1_ps(0.01f * 32896);
+    gptneox::block_scales s; // every row's scale 0.01 (d: 256 x the scale, off: 32896 x it)
+    for (int j = 0; j < 4; j++) s.d[j] = _mm512_set1_ps(0.01f * 256), s.off[j] = _mm512_set1_ps(0.01f * 32896);
     const double t0 = now();
     long c_left = c_every;
     for (long i = 0; i < n; i++) {
@@ -94,7 +82,7 @@ __attribute__((noinline)) double run(long n, long mask, long c_every = 0) {
         }
         for (int v = 0; v < Vectors; v++) {
             const long k = i * Vectors + v;
-            dequantize_vector(g_q + 64 * (k & 511), d, off, g_out + 128 * (k & 255));
+            gptneox::dequantize_vector<false>(g_q + 64 * (k & 511), s, 0, g_out + 128 * (k & 255));
         }
         if (c_every && --c_left == 0) {
             c_left = c_every;

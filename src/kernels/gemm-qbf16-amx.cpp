@@ -38,10 +38,11 @@
 // While a pair's tiles work, the next pair is dequantized into the other half, a few vectors after each
 // block's products: the tile unit and the AVX-512 ports do work side by side when the tiles' operands are
 // loaded between -- in part (bench/amx_bf16_overlap.cpp, the operands in L2: 4 products + 4 tile loads
-// 28-32 ns, + 2 vectors of dequantization 34-38, the 2 vectors alone 11); at 8 vectors per block product
-// (Q8_0, 64 tokens) not at all (86-92 ns), so there 4 go inside and the rest is dequantized before the
-// tiles (kMaxVectorsPerProducts). What bounds the loop in the model is that, and each products() call's C
-// store and reload (the same bench: 100-400 ns of tile time each), more than the products themselves:
+// 32-34 ns, + 2 vectors of dequantization 36-40, the 2 vectors alone 7-8); at 8 vectors per block product
+// (Q8_0, 64 tokens) not at all (66-77 ns, the 8 alone 20-22), so there 4 go inside and the rest is
+// dequantized before the tiles (kMaxVectorsPerProducts). What bounds the loop in the model is that, and
+// each products() call's C store and reload (the same bench: 100-400 ns of tile time each), more than the
+// products themselves:
 // kernels_bench (2816 x 11264, 512 tokens, one thread) 60-64 ns per block product, ~45 built without the
 // dequantization, ~52 with C kept in L1. (Tried on 11-27, none faster: K-slices of 8-32 blocks with C in a
 // compact buffer and the pair's slice in L1; passes of 24-32 token tiles; the vectors' stores deferred a
